@@ -1,0 +1,4 @@
+//! Black-box integration tests: each module starts the real demo server on an ephemeral port and
+//! talks to it over HTTP or WebSocket. One test binary keeps link time down.
+
+mod common;
