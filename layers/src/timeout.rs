@@ -1,1 +1,234 @@
-//! Placeholder: being written.
+//! Answers 408 `REQUEST_TIMEOUT` as JSON when the inner service runs past a duration.
+//!
+//! # Differences from `tower_http::timeout`
+//!
+//! tower-http's `TimeoutLayer` answers with an empty body, so a client of an API that promises one
+//! JSON error shape would get a bare 408. This layer answers with [`ApiError`]'s body instead:
+//!
+//! ```json
+//! {"error": "Request Timeout", "message": "the request took too long to handle", "code": "REQUEST_TIMEOUT"}
+//! ```
+//!
+//! Like tower-http's (and unlike `tower::timeout`), it never returns an error: an error would make
+//! hyper close the connection without any response.
+//!
+//! The inner future is dropped at the deadline, which cancels the handler at its next `.await`.
+//! Only use it on plain request/response routes: a WebSocket upgrade or an event stream is meant
+//! to outlive any such deadline.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{body::Body, routing::get, Router};
+//! use crosscut::timeout::TimeoutLayer;
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await; "late" }))
+//!     .layer(TimeoutLayer::new(Duration::from_millis(20)));
+//!
+//! let res = app.oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Layer that applies the [`Timeout`] middleware.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct TimeoutLayer {
+    timeout: Duration,
+}
+
+impl TimeoutLayer {
+    /// Answers 408 when the inner service has not answered within `timeout`.
+    pub const fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+
+    /// The configured duration.
+    pub const fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Timeout {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Middleware that answers 408 `REQUEST_TIMEOUT` JSON past a duration.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeout<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` with a `timeout`.
+    pub const fn new(inner: S, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for Timeout<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        ResponseFuture {
+            inner: self.inner.call(req),
+            sleep: tokio::time::sleep(self.timeout),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future for [`Timeout`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The inner future first: a response that is ready wins over a deadline passed meanwhile.
+        if let Poll::Ready(res) = this.inner.poll(cx) {
+            return Poll::Ready(res);
+        }
+        if this.sleep.poll(cx).is_ready() {
+            return Poll::Ready(Ok(ApiError::from(ErrorCode::RequestTimeout).into_response()));
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    async fn sleepy(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+        let ms: u64 = req.uri().path()[1..].parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(Response::new(Body::from("done")))
+    }
+
+    async fn call(timeout_ms: u64, path: &str) -> Response<Body> {
+        let svc = ServiceBuilder::new()
+            .layer(TimeoutLayer::new(Duration::from_millis(timeout_ms)))
+            .service_fn(sleepy);
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        svc.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_completes_within_timeout() {
+        let res = call(2000, "/1").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"done");
+    }
+
+    #[tokio::test]
+    async fn slow_request_gets_408_json() {
+        let res = call(20, "/5000").await;
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(
+            res.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::RequestTimeout)
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "REQUEST_TIMEOUT");
+        assert_eq!(v["error"], "Request Timeout");
+        assert!(v["message"].is_string());
+    }
+
+    #[tokio::test]
+    async fn handler_is_cancelled_at_the_deadline() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let svc = ServiceBuilder::new()
+            .layer(TimeoutLayer::new(Duration::from_millis(20)))
+            .service_fn(move |_req: Request<Body>| {
+                let flag = flag.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    flag.store(true, Ordering::SeqCst);
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }
+            });
+        let res = svc.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!finished.load(Ordering::SeqCst));
+    }
+}
