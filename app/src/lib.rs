@@ -9,6 +9,8 @@ pub mod api;
 pub mod config;
 pub mod sampler;
 pub mod server;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,15 +88,36 @@ async fn method_not_allowed() -> ApiError {
     ApiError::from(ErrorCode::MethodNotAllowed)
 }
 
-/// The demo's router with every layer in place.
+/// The demo's router with every layer in place, in the order `DESIGN.md` gives.
 pub fn app(state: AppState) -> Router {
-    let api = api::routes(write_guard(&state))
-        .method_not_allowed_fallback(method_not_allowed);
+    // Plain HTTP routes: the request timeout, body limit and compression apply here only.
+    let http = api::routes(write_guard(&state));
+    #[cfg(feature = "test-hooks")]
+    let http = http.merge(test_hooks::routes());
+    let http = http.method_not_allowed_fallback(method_not_allowed);
+    // seam(edge): http-only layers go on `http` here.
 
-    Router::new()
-        .merge(api)
+    // Long-lived routes (WebSocket, SSE): no timeout, no compression.
+    let live: Router<AppState> = Router::new();
+    // seam(live): chat and SSE routes merge into `live` here.
+    let live = live.method_not_allowed_fallback(method_not_allowed);
+
+    let limited = http.merge(live);
+    // seam(rate-limit): the rate limiter goes on `limited` here.
+
+    // Not rate limited: monitoring must keep working when a client is over its quota.
+    let open: Router<AppState> = Router::new();
+    // seam(observability): /health and /metrics merge into `open` here.
+    let open = open.method_not_allowed_fallback(method_not_allowed);
+
+    let router = Router::new()
+        .merge(limited)
+        .merge(open)
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // seam(edge): outer layers (request id, access log, security headers, tracking, metrics,
+    // catch-panic, CORS) wrap `router` here.
+    router
 }
 
 /// A server running in the background: its address, its state and how to stop it.
