@@ -1,1 +1,449 @@
-//! Placeholder: being written.
+//! CORS from a plain list of allowed origins, on top of tower-http's `CorsLayer`.
+//!
+//! Give [`CorsLayer::from_origins`] the origins as a user writes them in a config file:
+//!
+//! - an exact origin such as `https://app.example` or `http://localhost:3000` is allowed as is;
+//! - `"*"` allows any origin, without credentials; the request's origin is echoed back.
+//!
+//! An allowed origin gets `Access-Control-Allow-Origin` (its own value) and `Vary: Origin`. A
+//! preflight (`OPTIONS`) is answered at once with **204**, `Access-Control-Allow-Methods: GET, POST,
+//! PUT, DELETE, OPTIONS`, `Access-Control-Allow-Headers: Content-Type, Authorization, X-Request-ID`
+//! and `Access-Control-Max-Age: 86400`. Any other origin gets no `Access-Control-Allow-*` header at
+//! all, so the browser blocks the response.
+//!
+//! # Differences from `tower_http::cors`
+//!
+//! This wraps tower-http's `Cors` for the origin matching and fixes three things on the way out:
+//! preflights get 204 No Content rather than 200 (the answer has no content), a refused origin's
+//! preflight does not get the allowed methods and headers either, and the method and header lists
+//! are sent in the contract's spelling (`GET, POST`, `Content-Type`) rather than tower-http's
+//! (`GET,POST`, `content-type`).
+//!
+//! Put this layer outside auth and rate limiting, so a preflight is never refused with 401 or 429,
+//! and so a browser can read the error responses those layers answer.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use crosscut::cors::CorsLayer;
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), crosscut::cors::CorsConfigError> {
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(CorsLayer::from_origins(["https://app.example"])?);
+//!
+//! let preflight = Request::options("/")
+//!     .header("origin", "https://app.example")
+//!     .header("access-control-request-method", "POST")
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let res = app.oneshot(preflight).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::NO_CONTENT);
+//! assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_http::cors::{AllowOrigin, Vary};
+use tower_layer::Layer;
+use tower_service::Service;
+
+const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS");
+const ALLOW_HEADERS: HeaderValue =
+    HeaderValue::from_static("Content-Type, Authorization, X-Request-ID");
+const MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// Headers a refused origin must not see.
+const ALLOW_HEADER_NAMES: [HeaderName; 6] = [
+    header::ACCESS_CONTROL_ALLOW_METHODS,
+    header::ACCESS_CONTROL_ALLOW_HEADERS,
+    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    header::ACCESS_CONTROL_MAX_AGE,
+    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    HeaderName::from_static("access-control-allow-private-network"),
+];
+
+/// Why an origin list was refused by [`CorsLayer::from_origins`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfigError {
+    origin: Option<String>,
+    reason: &'static str,
+}
+
+impl CorsConfigError {
+    /// The offending origin, `None` when the list itself was empty.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for CorsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(origin) => write!(f, "invalid CORS origin {origin:?}: {}", self.reason),
+            None => f.write_str(self.reason),
+        }
+    }
+}
+
+impl std::error::Error for CorsConfigError {}
+
+fn parse_origin(origin: &str) -> Result<HeaderValue, CorsConfigError> {
+    let err = |reason| CorsConfigError {
+        origin: Some(origin.to_owned()),
+        reason,
+    };
+    if origin.is_empty() {
+        return Err(err("an origin cannot be empty"));
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| err("an origin starts with http:// or https://, or is \"*\""))?;
+    if rest.is_empty() {
+        return Err(err("an origin needs a host"));
+    }
+    if rest.contains('/') {
+        return Err(err("an origin has no path, not even a trailing slash"));
+    }
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        return Err(err("an origin is a scheme, a host and an optional port"));
+    }
+    HeaderValue::from_str(origin).map_err(|_| err("not a valid header value"))
+}
+
+/// Layer that applies the [`Cors`] middleware.
+///
+/// See the [module docs](self) for the headers it sends and an example.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CorsLayer {
+    inner: tower_http::cors::CorsLayer,
+}
+
+impl CorsLayer {
+    /// The layer for a list of allowed origins: exact origins, or `"*"` for any origin.
+    ///
+    /// Refuses an empty list, an empty origin, and anything that is not `scheme://host[:port]`
+    /// (a path or trailing slash would never match what a browser sends).
+    ///
+    /// ```
+    /// use crosscut::cors::CorsLayer;
+    ///
+    /// assert!(CorsLayer::from_origins(["https://a.example", "http://localhost:3000"]).is_ok());
+    /// assert!(CorsLayer::from_origins(["*"]).is_ok());
+    /// assert!(CorsLayer::from_origins(Vec::<String>::new()).is_err());
+    /// assert!(CorsLayer::from_origins([""]).is_err());
+    /// assert!(CorsLayer::from_origins(["https://a.example/"]).is_err());
+    /// ```
+    pub fn from_origins<I, T>(origins: I) -> Result<Self, CorsConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut any = false;
+        let mut list = Vec::new();
+        for origin in origins {
+            let origin = origin.as_ref();
+            if origin == "*" {
+                any = true;
+            } else {
+                list.push(parse_origin(origin)?);
+            }
+        }
+        let allow = if any {
+            // Echoing rather than a literal `*`: the answer is the same to the browser, and the
+            // response stays valid if credentials are ever turned on.
+            AllowOrigin::mirror_request()
+        } else if list.is_empty() {
+            return Err(CorsConfigError {
+                origin: None,
+                reason: "the CORS origin list is empty",
+            });
+        } else {
+            AllowOrigin::list(list)
+        };
+        Ok(Self::with(allow))
+    }
+
+    /// The layer allowing any origin, like `from_origins(["*"])`.
+    pub fn any() -> Self {
+        Self::with(AllowOrigin::mirror_request())
+    }
+
+    fn with(allow: AllowOrigin) -> Self {
+        // Methods and headers are left out here and set in `ResponseFuture`, in the contract's
+        // spelling, once the origin is known to be allowed.
+        let inner = tower_http::cors::CorsLayer::new()
+            .allow_origin(allow)
+            .max_age(MAX_AGE)
+            .vary(Vary::list([header::ORIGIN]));
+        Self { inner }
+    }
+}
+
+impl<S> Layer<S> for CorsLayer {
+    type Service = Cors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Cors {
+            inner: self.inner.layer(inner),
+        }
+    }
+}
+
+/// Middleware that answers preflights and marks allowed origins.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug, Clone)]
+pub struct Cors<S> {
+    inner: tower_http::cors::Cors<S>,
+}
+
+impl<S> Cors<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<tower_http::cors::ResponseFuture<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // tower-http answers every OPTIONS itself, as a preflight.
+        let preflight = req.method() == Method::OPTIONS;
+        let cross_origin = req.headers().contains_key(header::ORIGIN);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            preflight,
+            cross_origin,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future for [`Cors`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        preflight: bool,
+        cross_origin: bool,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if *this.preflight && res.status() == StatusCode::OK {
+            *res.status_mut() = StatusCode::NO_CONTENT;
+        }
+        // A same-origin request without `Origin` is the common case and has nothing to fix.
+        if *this.preflight || *this.cross_origin {
+            let headers = res.headers_mut();
+            if headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                if *this.preflight {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS);
+                }
+            } else {
+                for name in &ALLOW_HEADER_NAMES {
+                    headers.remove(name);
+                }
+            }
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    fn app(origins: &[&str]) -> Router {
+        Router::new()
+            .route("/", get(|| async { "hello" }).post(|| async { "posted" }))
+            .layer(CorsLayer::from_origins(origins).unwrap())
+    }
+
+    fn preflight(origin: &str) -> Request<Body> {
+        Request::options("/")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    fn get_from(origin: &str) -> Request<Body> {
+        Request::get("/")
+            .header(header::ORIGIN, origin)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    fn assert_no_allow_headers(res: &Response<Body>) {
+        let leaked: Vec<_> = res
+            .headers()
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-allow"))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        assert!(!res.headers().contains_key(header::ACCESS_CONTROL_MAX_AGE));
+    }
+
+    #[tokio::test]
+    async fn preflight_from_allowed_origin_is_204_with_contract_headers() {
+        let res = app(&["https://a.example"])
+            .oneshot(preflight("https://a.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        let h = res.headers();
+        assert_eq!(h["access-control-allow-origin"], "https://a.example");
+        assert_eq!(
+            h["access-control-allow-methods"],
+            "GET, POST, PUT, DELETE, OPTIONS"
+        );
+        assert_eq!(
+            h["access-control-allow-headers"],
+            "Content-Type, Authorization, X-Request-ID"
+        );
+        assert_eq!(h["access-control-max-age"], "86400");
+        assert_eq!(h["vary"], "origin");
+        assert!(!h.contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
+    }
+
+    #[tokio::test]
+    async fn allowed_origin_gets_acao_and_vary() {
+        let res = app(&["https://a.example", "https://b.example"])
+            .oneshot(get_from("https://b.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["access-control-allow-origin"], "https://b.example");
+        assert!(res.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .eq_ignore_ascii_case("origin"));
+    }
+
+    #[tokio::test]
+    async fn disallowed_origin_has_no_acao() {
+        let res = app(&["https://a.example"])
+            .oneshot(get_from("https://evil.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_no_allow_headers(&res);
+    }
+
+    #[tokio::test]
+    async fn disallowed_origin_preflight_gets_no_allow_headers() {
+        let res = app(&["https://a.example"])
+            .oneshot(preflight("https://a.example.evil.com"))
+            .await
+            .unwrap();
+        assert_no_allow_headers(&res);
+    }
+
+    #[tokio::test]
+    async fn star_allows_any_origin_without_credentials() {
+        let res = app(&["*"])
+            .oneshot(preflight("https://anything.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://anything.example"
+        );
+        assert!(!res
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
+    }
+
+    #[tokio::test]
+    async fn same_origin_request_is_untouched() {
+        let res = app(&["https://a.example"])
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_no_allow_headers(&res);
+    }
+
+    #[test]
+    fn invalid_origin_lists_are_refused() {
+        let none: [&str; 0] = [];
+        assert_eq!(
+            CorsLayer::from_origins(none).unwrap_err().origin(),
+            None
+        );
+        for bad in [
+            "",
+            "a.example",
+            "https://",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a example",
+            "ftp://a.example",
+        ] {
+            let err = CorsLayer::from_origins(["https://ok.example", bad]).unwrap_err();
+            assert_eq!(err.origin(), Some(bad));
+            assert!(err.to_string().contains("invalid CORS origin"));
+        }
+        assert!(CorsLayer::from_origins(["http://localhost:3000", "https://[::1]:8443"]).is_ok());
+    }
+}
