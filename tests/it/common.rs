@@ -139,8 +139,12 @@ pub async fn spawn_binary(
     let addr = line
         .rsplit("http://")
         .next()
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.trim_matches(|c: char| !c.is_ascii_graphic() || c == '"').parse().ok())
+        .map(|s| {
+            s.chars()
+                .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect::<String>()
+        })
+        .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     (child, lines, addr)
 }
@@ -164,4 +168,19 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     assert_eq!(body["code"], code, "code in {body}");
     assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
     body
+}
+
+/// A bearer token for [`TEST_SECRET`] with subject `sub` and permissions `perms`, valid an hour.
+pub fn bearer(sub: &str, perms: &[&str]) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "perms": perms, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
 }

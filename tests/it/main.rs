@@ -1,4 +1,10 @@
 //! Black-box integration tests: each module starts the real demo server on an ephemeral port and
 //! talks to it over HTTP or WebSocket. One test binary keeps link time down.
 
+#![allow(unreachable_pub, missing_docs)]
+mod api;
+mod chat;
 mod common;
+mod config;
+mod edge;
+mod hardening;

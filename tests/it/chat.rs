@@ -1,0 +1,391 @@
+//! `/ws/chat` with a real WebSocket client (tokio-tungstenite), against CONTRACT.md section 5.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::common::{spawn_app, TestServer, TEST_SECRET};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn ws_url(server: &TestServer, query: &str) -> String {
+    format!("ws://{}/ws/chat{query}", server.addr())
+}
+
+/// Connects and reads the client's own join notice; returns the socket and the server-given user id.
+async fn connect(server: &TestServer) -> (Ws, String) {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(server, ""))
+        .await
+        .expect("websocket connects");
+    joined(ws).await
+}
+
+async fn joined(mut ws: Ws) -> (Ws, String) {
+    let notice = next_json(&mut ws).await;
+    assert_eq!(notice["message_type"], "System", "{notice}");
+    let content = notice["content"].as_str().expect("content").to_owned();
+    let user = content
+        .strip_prefix("User ")
+        .and_then(|s| s.strip_suffix(" joined the chat"))
+        .unwrap_or_else(|| panic!("not a join notice: {content}"))
+        .to_owned();
+    (ws, user)
+}
+
+/// The next text frame as JSON, skipping control frames.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame within the wait")
+            .expect("stream open")
+            .expect("frame reads");
+        match msg {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The next frame for which `pred` holds, skipping others.
+async fn next_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let v = next_json(ws).await;
+        if pred(&v) {
+            return v;
+        }
+    }
+}
+
+fn is_chat(v: &Value) -> bool {
+    v["message_type"] == "Text"
+}
+
+async fn say(ws: &mut Ws, username: &str, content: &str) {
+    let frame = json!({"username": username, "content": content, "message_type": "Text"});
+    ws.send(Message::text(frame.to_string()))
+        .await
+        .expect("send");
+}
+
+/// Reads until the server's close frame and returns its code.
+async fn close_code(ws: &mut Ws) -> CloseCode {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("close within the wait") {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code,
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("connection failed before a close frame: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+fn token(sub: &str, exp_offset: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = json!({"sub": sub, "perms": ["read"], "exp": now + exp_offset});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .expect("token signs")
+}
+
+#[tokio::test]
+async fn two_clients_see_each_others_messages_in_order() {
+    let server = spawn_app().await;
+    let (mut a, a_id) = connect(&server).await;
+    let (mut b, b_id) = connect(&server).await;
+    assert!(a_id.starts_with("anonymous_") && a_id.len() == "anonymous_".len() + 8);
+    assert_ne!(a_id, b_id);
+
+    for i in 0..5 {
+        say(&mut a, "alice", &format!("a{i}")).await;
+    }
+    say(&mut b, "bob", "b0").await;
+
+    // Each client sees both senders' messages, each sender's in the order it sent them.
+    for ws in [&mut a, &mut b] {
+        let mut from_a = Vec::new();
+        let mut from_b = Vec::new();
+        while from_a.len() < 5 || from_b.is_empty() {
+            let m = next_where(ws, is_chat).await;
+            if m["user_id"] == a_id.as_str() {
+                assert_eq!(m["username"], "alice");
+                from_a.push(m["content"].as_str().unwrap_or_default().to_owned());
+            } else {
+                assert_eq!(m["user_id"], b_id.as_str());
+                from_b.push(m["content"].as_str().unwrap_or_default().to_owned());
+            }
+            for key in ["id", "timestamp"] {
+                assert!(!m[key].is_null(), "{key} in {m}");
+            }
+        }
+        assert_eq!(from_a, ["a0", "a1", "a2", "a3", "a4"]);
+        assert_eq!(from_b, ["b0"]);
+    }
+}
+
+#[tokio::test]
+async fn join_and_leave_notices_reach_the_others() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    let (b, b_id) = connect(&server).await;
+    let joined = next_json(&mut a).await;
+    assert_eq!(joined["message_type"], "System");
+    assert_eq!(joined["content"], format!("User {b_id} joined the chat"));
+
+    drop(b);
+    let left = next_json(&mut a).await;
+    assert_eq!(left["message_type"], "System");
+    assert_eq!(left["content"], format!("User {b_id} left the chat"));
+    // The count of open chat connections comes back down.
+    let deadline = Instant::now() + WAIT;
+    while server.running.state.chat.active_connections() != 1 {
+        assert!(Instant::now() < deadline, "active count stays above 1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_frames_get_an_error_and_the_connection_stays_open() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    let (mut b, _) = connect(&server).await;
+
+    let bad = [
+        "this is not json".to_owned(),
+        json!({"username": "x", "content": "hi", "message_type": "System"}).to_string(),
+        json!({"username": "", "content": "hi", "message_type": "Text"}).to_string(),
+        json!({"username": "n".repeat(65), "content": "hi", "message_type": "Text"}).to_string(),
+        json!({"username": "x", "content": "hi", "message_type": "Video"}).to_string(),
+    ];
+    for frame in bad {
+        a.send(Message::text(frame.clone())).await.expect("send");
+        let err = next_where(&mut a, |v| v["type"] == "error").await;
+        assert_eq!(err["code"], "INVALID_MESSAGE", "for {frame}: {err}");
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Still usable, and b never saw the errors or a System message from a.
+    say(&mut a, "alice", "still here").await;
+    let m = next_where(&mut a, is_chat).await;
+    assert_eq!(m["content"], "still here");
+    let seen_by_b = next_where(&mut b, |v| v["message_type"] != "System" || v["user_id"] != "system").await;
+    assert_eq!(seen_by_b["content"], "still here", "b saw {seen_by_b}");
+}
+
+#[tokio::test]
+async fn content_is_escaped_once_and_cut_to_1000_characters() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+
+    say(&mut a, "<b>me</b>", "<script>&").await;
+    let m = next_where(&mut a, is_chat).await;
+    assert_eq!(m["content"], "&lt;script&gt;&amp;");
+    assert_eq!(m["username"], "&lt;b&gt;me&lt;/b&gt;");
+
+    say(&mut a, "x", "\"quoted\" 'single' &amp;").await;
+    let m = next_where(&mut a, is_chat).await;
+    assert_eq!(m["content"], "&quot;quoted&quot; &#x27;single&#x27; &amp;amp;");
+
+    let long = "日本".repeat(750); // 1500 characters, 4500 bytes
+    say(&mut a, "x", &long).await;
+    let m = next_where(&mut a, is_chat).await;
+    let content = m["content"].as_str().expect("content");
+    assert_eq!(content.chars().count(), 1000);
+    assert!(long.starts_with(content));
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_with_1009() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    let content = "a".repeat(70 * 1024);
+    say(&mut a, "x", &content).await;
+    assert_eq!(close_code(&mut a).await, CloseCode::Size);
+}
+
+#[tokio::test]
+async fn binary_frame_closes_with_1003() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    a.send(Message::binary(vec![1u8, 2, 3])).await.expect("send");
+    assert_eq!(close_code(&mut a).await, CloseCode::Unsupported);
+}
+
+#[tokio::test]
+async fn more_than_20_messages_a_second_are_dropped_with_rate_limit() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    for i in 0..25 {
+        say(&mut a, "x", &format!("m{i}")).await;
+    }
+    let (mut chats, mut limited) = (0, 0);
+    while chats + limited < 25 {
+        let v = next_json(&mut a).await;
+        if v["type"] == "error" {
+            assert_eq!(v["code"], "RATE_LIMIT");
+            limited += 1;
+        } else if is_chat(&v) {
+            chats += 1;
+        }
+    }
+    assert!(limited >= 4, "only {limited} of 25 limited");
+    assert!(chats >= 20, "only {chats} of 25 delivered");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_delays_nobody_and_learns_what_it_missed() {
+    let server = spawn_app().await;
+
+    // The slow client: a small receive window so that the server's queue for it fills quickly.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let tcp = socket.connect(server.addr()).await.expect("connect");
+    let (slow, _) = tokio_tungstenite::client_async(ws_url(&server, ""), MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("handshake");
+    let (mut slow, _) = joined(slow).await;
+
+    let (mut fast, _) = connect(&server).await;
+
+    // Senders: 20 per second each is the per-connection limit; they drain what they receive.
+    const SENDERS: usize = 20;
+    const ROUNDS: usize = 3;
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (ws, _) = connect(&server).await;
+        let (tx, mut rx) = ws.split();
+        tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+        senders.push(tx);
+    }
+    let big = "'".repeat(1000); // 6000 bytes once escaped
+    let total = SENDERS * ROUNDS * 20;
+    let started = Instant::now();
+    let fast_reader = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < total + 1 {
+            let v = next_json(&mut fast).await;
+            if is_chat(&v) {
+                seen += 1;
+                if v["username"] == "marker" {
+                    break;
+                }
+            }
+        }
+        (seen, started.elapsed())
+    });
+    for round in 0..ROUNDS {
+        for tx in &mut senders {
+            for _ in 0..20 {
+                let frame = json!({"username": "flood", "content": big, "message_type": "Text"});
+                tx.send(Message::text(frame.to_string())).await.expect("send");
+            }
+        }
+        if round + 1 < ROUNDS {
+            tokio::time::sleep(Duration::from_millis(1050)).await;
+        }
+    }
+    let sent_all = started.elapsed();
+    let marker = json!({"username": "marker", "content": "end", "message_type": "Text"});
+    // The first sender's budget may be spent; wait for one token before sending the marker.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    senders[0]
+        .send(Message::text(marker.to_string()))
+        .await
+        .expect("send marker");
+
+    let (seen, done) = fast_reader.await.expect("fast reader");
+    assert_eq!(seen, total + 1, "the fast client got every message");
+    let delay = done.saturating_sub(sent_all);
+    println!("fast client: {seen} messages, last one {delay:?} after the flood was sent");
+    assert!(delay < Duration::from_secs(2), "fast client was delayed {delay:?}");
+
+    // Now the slow client reads: somewhere in its backlog is the notice of what it missed.
+    let notice = next_where(&mut slow, |v| {
+        v["message_type"] == "System" && v["content"].as_str().is_some_and(|c| c.contains("missed"))
+    })
+    .await;
+    let content = notice["content"].as_str().unwrap_or_default();
+    let missed: u64 = content
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {content:?}"));
+    println!("slow client: {content}");
+    assert!(missed > 0);
+}
+
+#[tokio::test]
+async fn a_valid_tokens_sub_becomes_the_user_id() {
+    let server = spawn_app().await;
+    let mut req = ws_url(&server, "").into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token("alice", 600)).parse().expect("header"),
+    );
+    // Never trusted.
+    req.headers_mut()
+        .insert("x-user-id", "mallory".parse().expect("header"));
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("connects");
+    let (mut ws, id) = joined(ws).await;
+    assert_eq!(id, "alice");
+    say(&mut ws, "Alice", "hi").await;
+    let m = next_where(&mut ws, is_chat).await;
+    assert_eq!(m["user_id"], "alice");
+
+    // The same through the query string, as a browser sends it.
+    let url = ws_url(&server, &format!("?access_token={}", token("bob", 600)));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connects");
+    let (_ws, id) = joined(ws).await;
+    assert_eq!(id, "bob");
+}
+
+#[tokio::test]
+async fn an_invalid_token_is_refused_with_401_before_the_upgrade() {
+    let server = spawn_app().await;
+    let cases = [
+        ws_url(&server, "?access_token=not.a.jwt"),
+        ws_url(&server, &format!("?access_token={}", token("alice", -3600))),
+    ];
+    for url in cases {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(WsError::Http(res)) => {
+                assert_eq!(res.status(), 401);
+                let body: Value =
+                    serde_json::from_slice(res.body().as_deref().unwrap_or_default()).expect("JSON");
+                assert_eq!(body["code"], "INVALID_TOKEN");
+            }
+            other => panic!("expected a 401 for {url}, got {:?}", other.map(|_| ())),
+        }
+    }
+    let mut req = ws_url(&server, "").into_client_request().expect("request");
+    req.headers_mut()
+        .insert("authorization", "Bearer garbage".parse().expect("header"));
+    match tokio_tungstenite::connect_async(req).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected a 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_with_1001() {
+    let server = spawn_app().await;
+    let (mut a, _) = connect(&server).await;
+    let stopping = tokio::spawn(server.running.stop());
+    assert_eq!(close_code(&mut a).await, CloseCode::Away);
+    drop(a);
+    let _ = tokio::time::timeout(WAIT, stopping).await.expect("server stops");
+}
