@@ -1,6 +1,7 @@
 //! Routes that only exist with the `test-hooks` feature, so black-box tests can make a handler
 //! panic or run long on a real server. The release binary built by `cargo run --release -p
-//! crosscut-demo` does not have them.
+//! crosscut-demo` does not have them; the load benchmark builds with the feature for its plaintext
+//! route.
 
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use axum::Router;
 
 use crate::AppState;
 
-/// `/__test/panic` panics; `/__test/sleep/{ms}` answers after `ms` milliseconds (at most 60 s).
+/// `/__test/panic` panics; `/__test/sleep/{ms}` answers after `ms` milliseconds (at most 60 s);
+/// `/__test/plaintext` answers a fixed short text (the load benchmark's plaintext route).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/__test/plaintext", get(|| async { "Hello, World!" }))
         .route("/__test/panic", get(panic))
         .route("/__test/sleep/{ms}", get(sleep))
 }
