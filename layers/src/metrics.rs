@@ -1,1 +1,624 @@
-//! Placeholder: being written.
+//! Prometheus metrics per route template, in a registry the application owns.
+//!
+//! A [`Metrics`] handle owns its own [`prometheus_client`] registry: there is no process-global
+//! recorder, so two servers in one process (or two tests) keep separate counts. [`MetricsLayer`]
+//! records every request:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_requests_total` | counter | `method`, `route`, `status` |
+//! | `http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `http_requests_in_flight` | gauge | |
+//!
+//! `route` is the template axum matched (`/users/{id}`), never the raw path, so the number of
+//! series stays bounded whatever paths clients send; a request no route matched (the fallback) is
+//! labelled `unmatched`, and a method outside the standard nine is labelled `OTHER`. The duration
+//! is measured until the response head is ready, and a request is in flight until then.
+//!
+//! The handle also carries figures the layer cannot see, for the application to feed:
+//!
+//! | metric | type | fed by |
+//! |---|---|---|
+//! | `http_connections_active`, `http_connections_total` | gauge, counter | [`Metrics::set_connections`], read at scrape time |
+//! | `process_resident_memory_bytes` | gauge | [`Metrics::set_resident_memory_bytes`] |
+//! | `ws_connections_active`, `sse_subscribers_active` | gauge | [`Metrics::ws_connection`], [`Metrics::sse_subscriber`] guards |
+//! | `rate_limited_total` | counter | [`Metrics::rate_limited`] |
+//!
+//! # Where to put the layer
+//!
+//! Add it with [`Router::layer`](axum::Router::layer): axum applies such a layer to each route
+//! *after* routing, where the request carries its [`MatchedPath`]. Wrapped around the whole router
+//! as a service instead, it would run before routing and label everything `unmatched`.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use crosscut::metrics::Metrics;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let metrics = Metrics::new();
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|| async { "John" }))
+//!     .layer(metrics.layer());
+//!
+//! for id in ["1", "2"] {
+//!     let req = http::Request::get(format!("/users/{id}")).body(Body::empty()).unwrap();
+//!     app.clone().oneshot(req).await.unwrap();
+//! }
+//!
+//! let text = metrics.render();
+//! assert!(text.contains(r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 2"#));
+//! # }
+//! ```
+
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The content type of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency buckets in seconds: Prometheus's defaults, with two more below 5 ms because a fast API
+/// answers most requests there.
+const DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The `method` label: a static string, so building a label set never allocates, and bounded,
+/// since an extension method becomes `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The `route` label: the matched template, shared with the request (cloning a [`MatchedPath`]
+/// only bumps a reference count), or `unmatched`.
+#[derive(Debug, Clone)]
+enum Route {
+    Matched(MatchedPath),
+    Unmatched,
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(p) => p.as_str(),
+            Self::Unmatched => "unmatched",
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl Hash for Route {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: Route,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: Route,
+}
+
+/// Figures kept elsewhere, copied in by the application and encoded at scrape time.
+#[derive(Debug, Default)]
+struct External {
+    connections_active: AtomicI64,
+    connections_total: AtomicU64,
+    resident_memory_bytes: AtomicI64,
+}
+
+#[derive(Debug)]
+struct ExternalCollector(Arc<External>);
+
+impl Collector for ExternalCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let ext = &self.0;
+        let active = ConstGauge::new(ext.connections_active.load(Ordering::Relaxed));
+        active.encode(encoder.encode_descriptor(
+            "http_connections_active",
+            "Open HTTP connections.",
+            None,
+            active.metric_type(),
+        )?)?;
+        // Registered as `http_connections`: the encoder appends `_total` to a counter's name.
+        let total = ConstCounter::new(ext.connections_total.load(Ordering::Relaxed));
+        total.encode(encoder.encode_descriptor(
+            "http_connections",
+            "HTTP connections accepted since start.",
+            None,
+            total.metric_type(),
+        )?)?;
+        let rss = ConstGauge::new(ext.resident_memory_bytes.load(Ordering::Relaxed));
+        rss.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size of this process in bytes.",
+            None,
+            rss.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+    ws_connections: Gauge,
+    sse_subscribers: Gauge,
+    rate_limited: Counter,
+    external: Arc<External>,
+}
+
+/// A metrics registry and the handles that feed it. Cheap to clone; clones share the registry.
+///
+/// See the [module docs](self) for the metrics and an example.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry holding the metrics the [module docs](self) list, every one at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        // Counters are registered without `_total`; the encoder adds it.
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            requests.clone(),
+        );
+        let duration = Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time until the response head was ready, by method and route template.",
+            duration.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled.",
+            in_flight.clone(),
+        );
+        let ws_connections = Gauge::default();
+        registry.register(
+            "ws_connections_active",
+            "Open WebSocket connections.",
+            ws_connections.clone(),
+        );
+        let sse_subscribers = Gauge::default();
+        registry.register(
+            "sse_subscribers_active",
+            "Open Server-Sent Events streams.",
+            sse_subscribers.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by the rate limiter.",
+            rate_limited.clone(),
+        );
+        let external = Arc::new(External::default());
+        registry.register_collector(Box::new(ExternalCollector(external.clone())));
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                duration,
+                in_flight,
+                ws_connections,
+                sse_subscribers,
+                rate_limited,
+                external,
+            }),
+        }
+    }
+
+    /// A [`MetricsLayer`] recording into this registry.
+    pub fn layer(&self) -> MetricsLayer {
+        MetricsLayer {
+            metrics: self.clone(),
+        }
+    }
+
+    /// Every metric in the text exposition format; serve it with [`CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a `String` cannot fail, and every label value we encode is valid text.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// Sets `http_connections_active` and `http_connections_total`, e.g. from a connection
+    /// tracker just before [`render`](Self::render).
+    pub fn set_connections(&self, active: u64, total: u64) {
+        let ext = &self.inner.external;
+        ext.connections_active
+            .store(i64::try_from(active).unwrap_or(i64::MAX), Ordering::Relaxed);
+        ext.connections_total.store(total, Ordering::Relaxed);
+    }
+
+    /// Sets `http_connections_active` and `http_connections_total` from `tracker`.
+    #[cfg(feature = "connections")]
+    pub fn set_connections_from(&self, tracker: &crate::connections::Tracker) {
+        self.set_connections(
+            tracker.open_connections() as u64,
+            tracker.total_connections(),
+        );
+    }
+
+    /// Sets `process_resident_memory_bytes`.
+    pub fn set_resident_memory_bytes(&self, bytes: u64) {
+        self.inner
+            .external
+            .resident_memory_bytes
+            .store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// The `ws_connections_active` gauge. Prefer [`ws_connection`](Self::ws_connection), whose
+    /// guard cannot forget the decrement.
+    pub fn ws_connections(&self) -> Gauge {
+        self.inner.ws_connections.clone()
+    }
+
+    /// Counts one WebSocket connection in `ws_connections_active` until the guard is dropped.
+    pub fn ws_connection(&self) -> GaugeGuard {
+        GaugeGuard::new(self.ws_connections())
+    }
+
+    /// The `sse_subscribers_active` gauge. Prefer [`sse_subscriber`](Self::sse_subscriber).
+    pub fn sse_subscribers(&self) -> Gauge {
+        self.inner.sse_subscribers.clone()
+    }
+
+    /// Counts one SSE stream in `sse_subscribers_active` until the guard is dropped.
+    pub fn sse_subscriber(&self) -> GaugeGuard {
+        GaugeGuard::new(self.sse_subscribers())
+    }
+
+    /// The `rate_limited_total` counter; call `.inc()` on each refused request.
+    pub fn rate_limited(&self) -> Counter {
+        self.inner.rate_limited.clone()
+    }
+}
+
+/// Holds a gauge one higher until dropped: a long-lived connection keeps it in its task, so the
+/// gauge comes back down however the task ends.
+#[derive(Debug)]
+#[must_use = "the gauge goes back down as soon as the guard is dropped"]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    /// Increments `gauge` now and decrements it on drop.
+    pub fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Layer that applies the [`RecordMetrics`] middleware.
+///
+/// See the [module docs](self) for where to put it and an example.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MetricsLayer {
+    metrics: Metrics,
+}
+
+impl MetricsLayer {
+    /// Records into `metrics`; the same as [`Metrics::layer`].
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = RecordMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordMetrics {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Middleware that records each request's count, latency and in-flight state.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug, Clone)]
+pub struct RecordMetrics<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> RecordMetrics<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RecordMetrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let route = match req.extensions().get::<MatchedPath>() {
+            Some(p) => Route::Matched(p.clone()),
+            None => Route::Unmatched,
+        };
+        let labels = RouteLabels {
+            method: method_label(req.method()),
+            route,
+        };
+        let in_flight = GaugeGuard::new(self.metrics.inner.in_flight.clone());
+        ResponseFuture {
+            inner: self.inner.call(req),
+            state: Some(Pending {
+                metrics: self.metrics.inner.clone(),
+                labels,
+                start: Instant::now(),
+                _in_flight: in_flight,
+            }),
+        }
+    }
+}
+
+/// What a response future needs to record once the head is ready.
+#[derive(Debug)]
+struct Pending {
+    metrics: Arc<Inner>,
+    labels: RouteLabels,
+    start: Instant,
+    // Dropped when the head is ready, or with the future if it never is.
+    _in_flight: GaugeGuard,
+}
+
+pin_project! {
+    /// Response future for [`RecordMetrics`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        state: Option<Pending>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(p)) = (&result, this.state.take()) {
+            let elapsed = p.start.elapsed().as_secs_f64();
+            p.metrics.duration.get_or_create(&p.labels).observe(elapsed);
+            let labels = RequestLabels {
+                method: p.labels.method,
+                route: p.labels.route,
+                status: res.status().as_u16(),
+            };
+            p.metrics.requests.get_or_create(&labels).inc();
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    fn app(metrics: &Metrics) -> Router {
+        Router::new()
+            .route("/users/{id}", get(|| async { "John" }))
+            .route("/slow", get(|| async { "x" }))
+            .layer(metrics.layer())
+    }
+
+    async fn hit(app: &Router, method: Method, path: &str) -> u16 {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap().status().as_u16()
+    }
+
+    /// The sample lines (not comments) of a rendering.
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[tokio::test]
+    async fn labels_by_template_not_raw_path() {
+        let metrics = Metrics::new();
+        let app = app(&metrics);
+        for id in 0..100 {
+            assert_eq!(hit(&app, Method::GET, &format!("/users/{id}")).await, 200);
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 100"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"http_request_duration_seconds_count{method="GET",route="/users/{id}"} 100"#
+        ));
+        assert!(!text.contains("/users/42"));
+        assert!(text.contains("http_requests_in_flight 0"));
+    }
+
+    #[tokio::test]
+    async fn unmatched_and_unusual_methods_stay_bounded() {
+        let metrics = Metrics::new();
+        let app = app(&metrics);
+        for i in 0..50 {
+            assert_eq!(hit(&app, Method::GET, &format!("/nope/{i}")).await, 404);
+        }
+        let odd = Method::from_bytes(b"BREW").unwrap();
+        hit(&app, odd, "/users/1").await;
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 50"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"method="OTHER",route="/users/{id}",status="405""#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_registries_keep_separate_counts() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        let (app_a, app_b) = (app(&a), app(&b));
+        hit(&app_a, Method::GET, "/slow").await;
+        hit(&app_a, Method::GET, "/slow").await;
+        hit(&app_b, Method::GET, "/slow").await;
+        assert!(a
+            .render()
+            .contains(r#"http_requests_total{method="GET",route="/slow",status="200"} 2"#));
+        assert!(b
+            .render()
+            .contains(r#"http_requests_total{method="GET",route="/slow",status="200"} 1"#));
+    }
+
+    #[test]
+    fn external_figures_and_guards_render() {
+        let m = Metrics::new();
+        m.set_connections(3, 17);
+        m.set_resident_memory_bytes(12_345_678);
+        m.rate_limited().inc();
+        let ws = m.ws_connection();
+        let _sse = m.sse_subscriber();
+        let _sse2 = m.sse_subscriber();
+        let text = m.render();
+        for line in [
+            "http_connections_active 3",
+            "http_connections_total 17",
+            "process_resident_memory_bytes 12345678",
+            "rate_limited_total 1",
+            "ws_connections_active 1",
+            "sse_subscribers_active 2",
+        ] {
+            assert!(samples(&text).contains(&line), "{line} missing in {text}");
+        }
+        drop(ws);
+        assert!(samples(&m.render()).contains(&"ws_connections_active 0"));
+    }
+
+    #[test]
+    fn every_sample_line_is_name_labels_value() {
+        let m = Metrics::new();
+        m.set_connections(1, 1);
+        let text = m.render();
+        assert!(text.ends_with("# EOF\n"));
+        for line in samples(&text) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value in {line}"));
+        }
+    }
+}
