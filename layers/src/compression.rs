@@ -47,6 +47,7 @@ pub type Compression<S> = tower_http::compression::Compression<S, DefaultPredica
 #[must_use]
 pub struct CompressionLayer {
     inner: tower_http::compression::CompressionLayer<DefaultPredicate>,
+    enabled: bool,
 }
 
 impl CompressionLayer {
@@ -56,7 +57,23 @@ impl CompressionLayer {
             .gzip(true)
             .br(true)
             .compress_when(DefaultPredicate::new());
-        Self { inner }
+        Self {
+            inner,
+            enabled: true,
+        }
+    }
+
+    /// A layer that never compresses but has the same service type as [`CompressionLayer::new`],
+    /// so a config switch can turn compression off without changing the router's type.
+    pub fn disabled() -> Self {
+        let inner = tower_http::compression::CompressionLayer::new()
+            .gzip(false)
+            .br(false)
+            .compress_when(DefaultPredicate::new());
+        Self {
+            inner,
+            enabled: false,
+        }
     }
 }
 
@@ -64,8 +81,8 @@ impl CompressionLayer {
 impl std::fmt::Debug for CompressionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompressionLayer")
-            .field("gzip", &true)
-            .field("br", &true)
+            .field("gzip", &self.enabled)
+            .field("br", &self.enabled)
             .finish()
     }
 }
@@ -143,6 +160,19 @@ mod tests {
             let body = res.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(body, LONG.repeat(20).as_bytes());
         }
+    }
+
+    #[tokio::test]
+    async fn disabled_layer_never_compresses() {
+        let app = Router::new()
+            .route("/", get(|| async { LONG.repeat(20) }))
+            .layer(CompressionLayer::disabled());
+        let req = Request::get("/")
+            .header(header::ACCEPT_ENCODING, "gzip, br")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert!(!res.headers().contains_key(header::CONTENT_ENCODING));
     }
 
     #[tokio::test]
