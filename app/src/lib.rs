@@ -6,9 +6,14 @@
 //! binds and serves it; `main.rs` only parses the command line.
 
 pub mod api;
+pub mod auth;
+mod assets;
+pub mod chat;
 pub mod config;
+pub mod health;
 pub mod sampler;
 pub mod server;
+pub mod sse;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 
@@ -16,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
 use crosscut::error::{ApiError, ErrorCode};
@@ -36,6 +42,16 @@ pub struct AppState {
     pub sampler: Sampler,
     /// Flips to `true` when the server starts shutting down.
     pub shutdown: Shutdown,
+    /// The keys bearer tokens are checked with: HS256 with `jwt_secret`, or a random secret.
+    pub jwt: crosscut::auth::JwtKeys,
+    /// Open/total connections and in-flight/total requests, for `/health`, `/metrics` and headers.
+    pub tracker: crosscut::connections::Tracker,
+    /// This server's Prometheus registry (not process-global: two servers keep separate counts).
+    pub metrics: crosscut::metrics::Metrics,
+    /// The WebSocket chat room: hub, token keys, open-connection count.
+    pub chat: chat::Chat,
+    /// Open `/sse/metrics` streams.
+    pub sse: sse::SseGauge,
 }
 
 /// The shutdown signal as long-lived routes see it: WebSocket and SSE tasks wait on it to close
@@ -66,18 +82,33 @@ impl Shutdown {
 impl AppState {
     /// State for `config`; starts the sampler, so it must run inside a tokio runtime.
     pub fn new(config: Config, shutdown: Shutdown) -> Self {
+        let jwt = auth::server_keys(&config);
         Self {
             config: Arc::new(config),
             store: api::store::Store::seeded(),
             sampler: Sampler::start(Duration::from_secs(1)),
             shutdown,
+            jwt: jwt.clone(),
+            tracker: crosscut::connections::Tracker::new(),
+            metrics: crosscut::metrics::Metrics::new(),
+            // The same keys as the API, so the logged demo token works in the chat too.
+            chat: chat::Chat::new(Some(jwt)),
+            sse: sse::SseGauge::new(),
         }
     }
 }
 
-/// Seam: the permission check on the API's write methods goes here.
-fn write_guard(_state: &AppState) -> impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState> {
-    |route| route
+/// The API's write methods need a valid bearer token with permission `write`: 401 without a
+/// (valid) token, 403 without the permission. `route_layer` leaves the method router's 405
+/// fallback alone, so a wrong method still gets 405 rather than 401.
+fn write_guard(state: &AppState) -> impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState> {
+    let auth = crosscut::auth::JwtAuthLayer::new(state.jwt.clone());
+    // `require` is added first so that it runs inside (after) the auth layer that provides the claims.
+    move |route| {
+        route
+            .route_layer(crosscut::auth::require("write"))
+            .route_layer(auth.clone())
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -88,33 +119,69 @@ async fn method_not_allowed() -> ApiError {
     ApiError::from(ErrorCode::MethodNotAllowed)
 }
 
+/// Per-client-IP GCRA limit from the configuration (`X-Forwarded-For` only from
+/// `trusted_proxies`); refused requests count in `rate_limited_total`.
+fn rate_limited(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let config = &state.config;
+    // Validation rejects 0 for both; a `Config` built in code may not have been validated.
+    let limit = crosscut::rate_limit::RateLimit::per_second(config.rate_limit_per_second.max(1))
+        .burst(config.rate_limit_burst.max(1));
+    let layer =
+        crosscut::rate_limit::RateLimitLayer::new(limit).trusted_proxies(config.trusted_proxy_nets());
+    let refused = state.metrics.rate_limited();
+    // Added after the limiter, so it wraps it and sees its 429s.
+    routes
+        .layer(layer)
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let refused = refused.clone();
+            async move {
+                if res.extensions().get::<ErrorCode>() == Some(&ErrorCode::RateLimit) {
+                    refused.inc();
+                }
+                res
+            }
+        }))
+}
+
 /// The demo's router with every layer in place, in the order `DESIGN.md` gives.
 pub fn app(state: AppState) -> Router {
     // Plain HTTP routes: the request timeout, body limit and compression apply here only.
     let http = api::routes(write_guard(&state));
+    let http = http.merge(assets::routes());
     #[cfg(feature = "test-hooks")]
     let http = http.merge(test_hooks::routes());
     let http = http.method_not_allowed_fallback(method_not_allowed);
     // seam(edge): http-only layers go on `http` here.
 
     // Long-lived routes (WebSocket, SSE): no timeout, no compression.
-    let live: Router<AppState> = Router::new();
+    let live: Router<AppState> = Router::new().merge(chat::routes()).merge(sse::routes());
     // seam(live): chat and SSE routes merge into `live` here.
     let live = live.method_not_allowed_fallback(method_not_allowed);
 
     let limited = http.merge(live);
     // seam(rate-limit): the rate limiter goes on `limited` here.
+    let limited = rate_limited(limited, &state);
 
     // Not rate limited: monitoring must keep working when a client is over its quota.
-    let open: Router<AppState> = Router::new();
+    let open: Router<AppState> = Router::new().merge(health::routes());
     // seam(observability): /health and /metrics merge into `open` here.
     let open = open.method_not_allowed_fallback(method_not_allowed);
 
+    let tracking = state
+        .tracker
+        .layer()
+        .headers(state.config.expose_connection_headers);
+    let metrics = state.metrics.layer();
     let router = Router::new()
         .merge(limited)
         .merge(open)
         .fallback(not_found)
         .with_state(state);
+    // Catch-panic goes on before this line (inside metrics, so a panic counts as the 500 it
+    // becomes); request id, access log and security headers after it (outside, so what they add
+    // reaches every response counted here). `Router::layer` runs these after routing, where
+    // `MatchedPath` is known: metrics label by route template.
+    let router = router.layer(metrics).layer(tracking);
     // seam(edge): outer layers (request id, access log, security headers, tracking, metrics,
     // catch-panic, CORS) wrap `router` here.
     router
@@ -166,6 +233,12 @@ pub async fn spawn(config: Config, on_signal: bool) -> std::io::Result<Running> 
         // Responses are written whole; Nagle's delay only adds latency to small ones.
         let _ = tcp.set_nodelay(true);
     });
+    // Counts open/total connections and answers those past `max_connections` with 503 OVERLOADED.
+    let listener = crosscut::connections::TrackedListener::new(
+        listener,
+        state.tracker.clone(),
+        state.config.max_connections,
+    );
 
     let stop = tx.clone();
     let mut stop_rx = tx.subscribe();

@@ -27,10 +27,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn token(_config: &Config, _sub: &str, _perm: &str, _ttl: u64) -> ExitCode {
-    // Seam: signing lands with the auth layer.
-    eprintln!("crosscut-demo: the token subcommand needs the auth layer");
-    ExitCode::from(1)
+/// Prints a token for the configured secret on stdout; without a secret, exit 2 (a token for a
+/// random secret would be useless).
+fn token(config: &Config, sub: &str, perm: &str, ttl: u64) -> ExitCode {
+    let ttl = std::time::Duration::from_secs(ttl);
+    match crosscut_demo::auth::issue_token(config, sub, perm, ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("crosscut-demo: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn run(config: Config) -> ExitCode {

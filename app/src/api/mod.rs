@@ -13,6 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
+use crosscut::auth::Claims;
 use crosscut::error::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -420,11 +421,14 @@ impl PostInput {
 
 async fn create_post(
     State(state): State<AppState>,
+    claims: Option<Claims>,
     ApiJson(input): ApiJson<PostInput>,
 ) -> Result<Response, ApiError> {
     let input = input.validate()?;
+    // Without `author_id`, the post is by the token's subject (it must still be a user).
     let author = input
         .author_id
+        .or_else(|| claims.map(|c| c.sub))
         .ok_or_else(|| ApiError::validation("author_id: missing field"))?;
     if !state.store.user_exists(&author) {
         return Err(ApiError::validation(format!(
