@@ -8,3 +8,6 @@ mod common;
 mod config;
 mod edge;
 mod hardening;
+mod health;
+mod lifecycle;
+mod metrics;
