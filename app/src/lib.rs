@@ -143,28 +143,44 @@ fn rate_limited(routes: Router<AppState>, state: &AppState) -> Router<AppState> 
         }))
 }
 
+/// The preset's configuration from the demo's.
+fn stack_config(config: &Config) -> crosscut::preset::StackConfig {
+    crosscut::preset::StackConfig {
+        cors_origins: config.cors_origins.clone(),
+        timeout: Duration::from_secs(config.request_timeout_secs),
+        max_body_bytes: config.max_body_bytes,
+        compression: config.enable_compression,
+        access_log: true,
+    }
+}
+
 /// The demo's router with every layer in place, in the order `DESIGN.md` gives.
+///
+/// # Panics
+///
+/// If `state.config` has CORS origins [`Config::validate`] would refuse; a loaded configuration
+/// has been validated.
 pub fn app(state: AppState) -> Router {
+    let stack = crosscut::preset::Stack::new(stack_config(&state.config))
+        .unwrap_or_else(|e| panic!("configuration not validated: {e}"));
     // Plain HTTP routes: the request timeout, body limit and compression apply here only.
     let http = api::routes(write_guard(&state));
     let http = http.merge(assets::routes());
     #[cfg(feature = "test-hooks")]
     let http = http.merge(test_hooks::routes());
-    let http = http.method_not_allowed_fallback(method_not_allowed);
-    // seam(edge): http-only layers go on `http` here.
+    let http = http
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(stack.http());
 
     // Long-lived routes (WebSocket, SSE): no timeout, no compression.
     let live: Router<AppState> = Router::new().merge(chat::routes()).merge(sse::routes());
-    // seam(live): chat and SSE routes merge into `live` here.
     let live = live.method_not_allowed_fallback(method_not_allowed);
 
     let limited = http.merge(live);
-    // seam(rate-limit): the rate limiter goes on `limited` here.
     let limited = rate_limited(limited, &state);
 
     // Not rate limited: monitoring must keep working when a client is over its quota.
     let open: Router<AppState> = Router::new().merge(health::routes());
-    // seam(observability): /health and /metrics merge into `open` here.
     let open = open.method_not_allowed_fallback(method_not_allowed);
 
     let tracking = state
@@ -177,14 +193,15 @@ pub fn app(state: AppState) -> Router {
         .merge(open)
         .fallback(not_found)
         .with_state(state);
-    // Catch-panic goes on before this line (inside metrics, so a panic counts as the 500 it
-    // becomes); request id, access log and security headers after it (outside, so what they add
-    // reaches every response counted here). `Router::layer` runs these after routing, where
-    // `MatchedPath` is known: metrics label by route template.
-    let router = router.layer(metrics).layer(tracking);
-    // seam(edge): outer layers (request id, access log, security headers, tracking, metrics,
-    // catch-panic, CORS) wrap `router` here.
+    // Innermost to outermost: catch-panic and CORS, then metrics and tracking (outside
+    // catch-panic, so a panic counts as the 500 it becomes), then request id, access log and
+    // security headers (outside everything that can answer on its own). `Router::layer` runs these
+    // after routing, where `MatchedPath` is known, so metrics label by route template.
     router
+        .layer(stack.inner())
+        .layer(metrics)
+        .layer(tracking)
+        .layer(stack.outer())
 }
 
 /// A server running in the background: its address, its state and how to stop it.
