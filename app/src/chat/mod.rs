@@ -189,12 +189,16 @@ async fn upgrade(
     };
     let chat = state.chat.clone();
     let shutdown = state.shutdown.clone();
+    // Counts in `ws_connections_active` from here; moved into the connection task, so it is
+    // released when the connection ends or the upgrade fails.
+    let metric = state.metrics.ws_connection();
     ws.read_buffer_size(BUFFER_BYTES)
         .write_buffer_size(BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            connection::run(socket, user_id, chat.hub, chat.active, chat.rules, shutdown)
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, user_id, chat.hub, chat.active, chat.rules, shutdown).await;
+            drop(metric);
         })
 }
