@@ -78,7 +78,14 @@ pub fn demo_binary() -> PathBuf {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "crosscut-demo", "--bin", "crosscut-demo"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "crosscut-demo",
+                "--bin",
+                "crosscut-demo",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(Stdio::null())
             .status()
@@ -166,7 +173,10 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     );
     let body = json(res).await;
     assert_eq!(body["code"], code, "code in {body}");
-    assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
     body
 }
 

@@ -29,16 +29,34 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_field() {
     let unknown = unknown.to_str().unwrap();
     let wrong_type = wrong_type.to_str().unwrap();
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (flags, environment, the field the error must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--port", "70000"], vec![], "port"),
         (vec![], vec![("CROSSCUT_PORT", "eighty")], "port"),
         (vec!["--config", unknown], vec![], "portt"),
         (vec!["--config", wrong_type], vec![], "max_connections"),
-        (vec![], vec![("CROSSCUT_TRUSTED_PROXIES", "10.0.0.0/33")], "trusted_proxies"),
-        (vec!["--cors-origins", "https://a.example,"], vec![], "cors_origins"),
-        (vec![], vec![("CROSSCUT_JWT_SECRET", "too-short")], "jwt_secret"),
+        (
+            vec![],
+            vec![("CROSSCUT_TRUSTED_PROXIES", "10.0.0.0/33")],
+            "trusted_proxies",
+        ),
+        (
+            vec!["--cors-origins", "https://a.example,"],
+            vec![],
+            "cors_origins",
+        ),
+        (
+            vec![],
+            vec![("CROSSCUT_JWT_SECRET", "too-short")],
+            "jwt_secret",
+        ),
         (vec![], vec![("CROSSCUT_LOG_FORMAT", "xml")], "log_format"),
-        (vec!["--config", "/nonexistent/crosscut.toml"], vec![], "config"),
+        (
+            vec!["--config", "/nonexistent/crosscut.toml"],
+            vec![],
+            "config",
+        ),
     ];
     for (args, env, field) in cases {
         let (code, stdout, stderr) = run(&args, &env);
@@ -81,7 +99,9 @@ async fn binary_serves_with_config_from_env_and_flags() {
         &[("CROSSCUT_LOG_FORMAT", "json"), ("CROSSCUT_PORT", "1")],
     )
     .await;
-    let res = reqwest::get(format!("http://{addr}/api/v1/users")).await.unwrap();
+    let res = reqwest::get(format!("http://{addr}/api/v1/users"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     child.kill().await.unwrap();
 }

@@ -8,7 +8,10 @@ use crate::common::{assert_error, bearer, spawn_app, spawn_with, test_config};
 const SECURITY_HEADERS: [(&str, &str); 9] = [
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
     ("content-security-policy", "default-src 'self'"),
     ("referrer-policy", "no-referrer"),
     ("x-xss-protection", "0"),
@@ -79,7 +82,10 @@ async fn panic_is_500_without_detail_and_the_next_request_succeeds() {
     let s = spawn_app().await;
     let res = s.client.get(s.url("/__test/panic")).send().await.unwrap();
     let body = assert_error(res, 500, "INTERNAL_ERROR").await;
-    assert!(!body.to_string().contains("on purpose"), "panic message leaked: {body}");
+    assert!(
+        !body.to_string().contains("on purpose"),
+        "panic message leaked: {body}"
+    );
     let res = s.client.get(s.url("/api/v1/users")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
@@ -90,10 +96,20 @@ async fn slow_handler_gets_408_and_fast_ones_do_not() {
     config.request_timeout_secs = 1;
     let s = spawn_with(config).await;
     let start = std::time::Instant::now();
-    let res = s.client.get(s.url("/__test/sleep/5000")).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/__test/sleep/5000"))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 408, "REQUEST_TIMEOUT").await;
     assert!(start.elapsed() < Duration::from_secs(3));
-    let res = s.client.get(s.url("/__test/sleep/100")).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/__test/sleep/100"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 }
 
@@ -115,13 +131,16 @@ async fn oversized_body_is_413_declared_or_streamed() {
     assert_error(res, 413, "PAYLOAD_TOO_LARGE").await;
 
     // Chunked: no Content-Length, so the limit must bite while the body streams.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b' '; 100])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b' '; 100])).collect();
     let res = s
         .client
         .post(s.url("/api/v1/users"))
         .bearer_auth(&token)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -136,7 +155,11 @@ async fn oversized_body_is_413_declared_or_streamed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400, "900-char name is over the 100-char rule, but not over the body limit");
+    assert_eq!(
+        res.status(),
+        400,
+        "900-char name is over the 100-char rule, but not over the body limit"
+    );
 }
 
 #[tokio::test]
@@ -181,9 +204,21 @@ async fn cors_allows_listed_origins_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://b.example");
-    let vary: Vec<_> = res.headers().get_all("vary").iter().filter_map(|v| v.to_str().ok()).collect();
-    assert!(vary.iter().any(|v| v.to_ascii_lowercase().contains("origin")), "{vary:?}");
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://b.example"
+    );
+    let vary: Vec<_> = res
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        vary.iter()
+            .any(|v| v.to_ascii_lowercase().contains("origin")),
+        "{vary:?}"
+    );
 
     let res = s
         .client
@@ -194,7 +229,9 @@ async fn cors_allows_listed_origins_only() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(
-        !res.headers().keys().any(|k| k.as_str().starts_with("access-control-allow")),
+        !res.headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-allow")),
         "denied origin got CORS headers: {:?}",
         res.headers()
     );
@@ -204,16 +241,25 @@ async fn cors_allows_listed_origins_only() {
         .request(reqwest::Method::OPTIONS, s.url("/api/v1/users"))
         .header("origin", "https://a.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type, authorization")
+        .header(
+            "access-control-request-headers",
+            "content-type, authorization",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
     let h = res.headers();
     assert_eq!(h["access-control-allow-origin"], "https://a.example");
-    assert_eq!(h["access-control-allow-methods"], "GET, POST, PUT, DELETE, OPTIONS");
     assert_eq!(
-        h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase(),
+        h["access-control-allow-methods"],
+        "GET, POST, PUT, DELETE, OPTIONS"
+    );
+    assert_eq!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase(),
         "content-type, authorization, x-request-id"
     );
     assert_eq!(h["access-control-max-age"], "86400");
@@ -239,9 +285,16 @@ async fn cors_wildcard_allows_any_origin_without_credentials() {
         .send()
         .await
         .unwrap();
-    let allowed = res.headers()["access-control-allow-origin"].to_str().unwrap();
-    assert!(allowed == "*" || allowed == "https://anywhere.example", "{allowed}");
-    assert!(!res.headers().contains_key("access-control-allow-credentials"));
+    let allowed = res.headers()["access-control-allow-origin"]
+        .to_str()
+        .unwrap();
+    assert!(
+        allowed == "*" || allowed == "https://anywhere.example",
+        "{allowed}"
+    );
+    assert!(!res
+        .headers()
+        .contains_key("access-control-allow-credentials"));
 }
 
 #[tokio::test]
@@ -255,7 +308,12 @@ async fn compression_applies_when_accepted() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
     let res = s
         .client
         .get(s.url("/api/v2/users"))
@@ -263,7 +321,12 @@ async fn compression_applies_when_accepted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("br"));
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("br")
+    );
 
     let mut config = test_config();
     config.enable_compression = false;

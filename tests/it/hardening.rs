@@ -14,7 +14,12 @@ async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Dur
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut chunk)).await {
+        match tokio::time::timeout(
+            limit.saturating_sub(start.elapsed()),
+            stream.read(&mut chunk),
+        )
+        .await
+        {
             Ok(Ok(0)) | Ok(Err(_)) => return (buf, start.elapsed()),
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             Err(_) => panic!("connection still open after {limit:?}"),
@@ -49,7 +54,10 @@ async fn idle_keep_alive_connection_is_closed() {
     assert_eq!(&first, b"HTTP/1.1 200");
     // The connection stays usable for keep-alive, then closes once idle.
     let (_, took) = read_to_close(&mut stream, Duration::from_secs(20)).await;
-    assert!(took <= Duration::from_secs(14), "idle connection kept {took:?}");
+    assert!(
+        took <= Duration::from_secs(14),
+        "idle connection kept {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -87,10 +95,16 @@ async fn oversized_request_headers_are_refused() {
 async fn garbage_on_the_wire_gets_400_and_the_server_keeps_serving() {
     let s = spawn_app().await;
     let mut stream = TcpStream::connect(s.addr()).await.unwrap();
-    stream.write_all(b"\x00\x01\x02 NOT HTTP\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"\x00\x01\x02 NOT HTTP\r\n\r\n")
+        .await
+        .unwrap();
     let (answer, _) = read_to_close(&mut stream, Duration::from_secs(5)).await;
     let head = String::from_utf8_lossy(&answer);
-    assert!(head.is_empty() || head.starts_with("HTTP/1.1 400"), "{head:?}");
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 400"),
+        "{head:?}"
+    );
     let res = s.client.get(s.url("/api/v1/users")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
