@@ -90,7 +90,10 @@ impl fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("enable_compression", &self.enable_compression)
             .field("cors_origins", &self.cors_origins)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -130,7 +133,11 @@ impl std::error::Error for ConfigError {}
 
 /// Command line of `crosscut-demo`.
 #[derive(Debug, Parser)]
-#[command(name = "crosscut-demo", version, about = "Demo server built from the crosscut layers")]
+#[command(
+    name = "crosscut-demo",
+    version,
+    about = "Demo server built from the crosscut layers"
+)]
 pub struct Cli {
     /// Optional subcommand; without one the server runs.
     #[command(subcommand)]
@@ -297,35 +304,42 @@ impl Config {
     }
 
     fn from_table(table: Map<String, Value>) -> Result<Self, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(Value::Object(table)).map_err(|e| {
-            let field = e.path().to_string();
-            let problem = one_line(&e.into_inner().to_string());
-            // serde names an unknown field only in its message; pull it out so the line leads with it.
-            match problem.strip_prefix("unknown field `") {
-                Some(rest) => {
-                    let name = rest.split('`').next().unwrap_or("?");
-                    ConfigError::new(name, "unknown configuration field")
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Object(table)).map_err(|e| {
+                let field = e.path().to_string();
+                let problem = one_line(&e.into_inner().to_string());
+                // serde names an unknown field only in its message; pull it out so the line leads with it.
+                match problem.strip_prefix("unknown field `") {
+                    Some(rest) => {
+                        let name = rest.split('`').next().unwrap_or("?");
+                        ConfigError::new(name, "unknown configuration field")
+                    }
+                    None => ConfigError::new(field, problem),
                 }
-                None => ConfigError::new(field, problem),
-            }
-        })?;
+            })?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks every rule a type cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.host
-            .parse::<IpAddr>()
-            .map_err(|_| ConfigError::new("host", format!("`{}` is not an IP address", self.host)))?;
+        self.host.parse::<IpAddr>().map_err(|_| {
+            ConfigError::new("host", format!("`{}` is not an IP address", self.host))
+        })?;
         if self.max_connections == 0 {
             return Err(ConfigError::new("max_connections", "must be at least 1"));
         }
         if self.request_timeout_secs == 0 {
-            return Err(ConfigError::new("request_timeout_secs", "must be at least 1"));
+            return Err(ConfigError::new(
+                "request_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if self.rate_limit_per_second == 0 {
-            return Err(ConfigError::new("rate_limit_per_second", "must be at least 1"));
+            return Err(ConfigError::new(
+                "rate_limit_per_second",
+                "must be at least 1",
+            ));
         }
         if self.rate_limit_burst == 0 {
             return Err(ConfigError::new("rate_limit_burst", "must be at least 1"));
@@ -459,7 +473,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("crosscut-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "port = 7000\nmax_connections = 5\nlog_format = \"json\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "port = 7000\nmax_connections = 5\nlog_format = \"json\"\n",
+        )
+        .unwrap();
         let flags = Flags {
             config: Some(file),
             port: Some("9001".into()),
@@ -470,14 +488,20 @@ mod tests {
             &[
                 ("CROSSCUT_PORT", "9000"),
                 ("CROSSCUT_MAX_CONNECTIONS", "6"),
-                ("CROSSCUT_CORS_ORIGINS", "https://a.example, https://b.example"),
+                (
+                    "CROSSCUT_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
             ],
         )
         .unwrap();
         assert_eq!(c.port, 9001);
         assert_eq!(c.max_connections, 6);
         assert_eq!(c.log_format, LogFormat::Json);
-        assert_eq!(c.cors_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
     }
 
     #[test]
@@ -486,7 +510,11 @@ mod tests {
             ("CROSSCUT_PORT", "70000", "port"),
             ("CROSSCUT_PORT", "abc", "port"),
             ("CROSSCUT_TRUSTED_PROXIES", "10.0.0.0/99", "trusted_proxies"),
-            ("CROSSCUT_CORS_ORIGINS", "https://a.example,,", "cors_origins"),
+            (
+                "CROSSCUT_CORS_ORIGINS",
+                "https://a.example,,",
+                "cors_origins",
+            ),
             ("CROSSCUT_JWT_SECRET", "short", "jwt_secret"),
             ("CROSSCUT_LOG_FORMAT", "xml", "log_format"),
             ("CROSSCUT_NOPE", "1", "CROSSCUT_NOPE"),

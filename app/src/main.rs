@@ -57,7 +57,10 @@ fn run(config: Config) -> ExitCode {
         LogFormat::Text => builder.init(),
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("crosscut-demo: cannot start the runtime: {e}");

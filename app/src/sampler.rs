@@ -69,7 +69,8 @@ impl Probe {
     }
 
     fn sample(&mut self) -> Sample {
-        self.sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        self.sys
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
         // A full process scan is what `process_count` needs; it happens once a period, never per
         // request, which is the point of the sampler.

@@ -80,12 +80,13 @@ where
             accepted = listener.accept() => accepted,
         };
         let router = router.clone();
-        let service = TowerToHyperService::new(router.map_request(move |req: http::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            // What `into_make_service_with_connect_info` would insert, so `ConnectInfo` works.
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        }));
+        let service =
+            TowerToHyperService::new(router.map_request(move |req: http::Request<Incoming>| {
+                let mut req = req.map(Body::new);
+                // What `into_make_service_with_connect_info` would insert, so `ConnectInfo` works.
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            }));
         let conn = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();

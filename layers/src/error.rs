@@ -149,7 +149,10 @@ impl ApiError {
 
     /// 500 `INTERNAL_ERROR` with a fixed message: internal detail belongs in the log, never the body.
     pub fn internal() -> Self {
-        Self::new(ErrorCode::InternalError, "the server failed to handle the request")
+        Self::new(
+            ErrorCode::InternalError,
+            "the server failed to handle the request",
+        )
     }
 
     /// Adds a header to the error response, e.g. `Retry-After` or `WWW-Authenticate`.
@@ -251,7 +254,10 @@ mod tests {
         let res = ApiError::not_found("no user with id 7").into_response();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
-        assert_eq!(res.extensions().get::<ErrorCode>(), Some(&ErrorCode::NotFound));
+        assert_eq!(
+            res.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::NotFound)
+        );
         let v = body_json(res).await;
         assert_eq!(
             v,

@@ -22,7 +22,9 @@ use crate::AppState;
 use store::{Post, User};
 
 /// The API's routes, with write methods passed through `guard` (the permission check).
-pub fn routes(guard: impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState>) -> Router<AppState> {
+pub fn routes(
+    guard: impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState>,
+) -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/users",
@@ -368,11 +370,7 @@ async fn list_posts<const V: u8>(
         #[serde(skip_serializing_if = "Option::is_none")]
         pagination: Option<Pagination>,
     }
-    let (page, per_page) = if V == 1 {
-        (1, usize::MAX)
-    } else {
-        q.bounds()?
-    };
+    let (page, per_page) = if V == 1 { (1, usize::MAX) } else { q.bounds()? };
     Ok(state.store.with_posts(|posts, total| {
         let skip = (page - 1).saturating_mul(per_page);
         Json(Body {
@@ -413,7 +411,9 @@ impl PostInput {
             return Err(ApiError::validation("title: must be 1-200 characters"));
         }
         if self.body.chars().count() > 10_000 {
-            return Err(ApiError::validation("body: must be at most 10000 characters"));
+            return Err(ApiError::validation(
+                "body: must be at most 10000 characters",
+            ));
         }
         Ok(self)
     }
