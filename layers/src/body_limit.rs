@@ -146,9 +146,7 @@ where
             .and_then(|v| v.parse::<u64>().ok());
         let hint = req.body().size_hint();
         if declared.is_some_and(|n| n > limit) || hint.lower() > limit {
-            return ResponseFuture {
-                inner: None,
-            };
+            return ResponseFuture { inner: None };
         }
 
         let mut req = req;
@@ -185,7 +183,8 @@ where
         };
         let res = ready!(inner.poll(cx))?;
         // axum's extractors answer a `LengthLimitError` with a plain-text 413 of their own.
-        if res.status() == StatusCode::PAYLOAD_TOO_LARGE && res.extensions().get::<ErrorCode>().is_none()
+        if res.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && res.extensions().get::<ErrorCode>().is_none()
         {
             return Poll::Ready(Ok(too_large()));
         }
@@ -207,7 +206,10 @@ mod tests {
 
     fn app(limit: usize) -> Router {
         Router::new()
-            .route("/bytes", post(|b: Bytes| async move { b.len().to_string() }))
+            .route(
+                "/bytes",
+                post(|b: Bytes| async move { b.len().to_string() }),
+            )
             .route(
                 "/json",
                 post(|Json(v): Json<serde_json::Value>| async move { v.to_string() }),
@@ -249,7 +251,9 @@ mod tests {
     }
 
     fn chunked(total: usize) -> Body {
-        Body::new(Chunked { chunks: total / 100 })
+        Body::new(Chunked {
+            chunks: total / 100,
+        })
     }
 
     async fn json(res: Response<Body>) -> serde_json::Value {
@@ -291,7 +295,9 @@ mod tests {
 
     #[tokio::test]
     async fn body_of_exactly_the_limit_passes() {
-        let req = Request::post("/bytes").body(Body::from("x".repeat(16))).unwrap();
+        let req = Request::post("/bytes")
+            .body(Body::from("x".repeat(16)))
+            .unwrap();
         let res = app(16).oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
@@ -339,7 +345,9 @@ mod tests {
     async fn axum_default_2mb_limit_does_not_undercut_a_larger_limit() {
         let size = 3 * 1024 * 1024;
         let app = app(4 * 1024 * 1024);
-        let req = Request::post("/bytes").body(Body::from(vec![b'x'; size])).unwrap();
+        let req = Request::post("/bytes")
+            .body(Body::from(vec![b'x'; size]))
+            .unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let req = Request::post("/bytes").body(chunked(size)).unwrap();
@@ -352,9 +360,7 @@ mod tests {
         let app = Router::new()
             .route(
                 "/",
-                post(|| async {
-                    ApiError::new(ErrorCode::PayloadTooLarge, "custom message")
-                }),
+                post(|| async { ApiError::new(ErrorCode::PayloadTooLarge, "custom message") }),
             )
             .layer(BodyLimitLayer::new(16));
         let req = Request::post("/").body(Body::empty()).unwrap();

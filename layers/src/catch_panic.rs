@@ -179,7 +179,7 @@ mod tests {
     use http::StatusCode;
     use http_body_util::BodyExt;
     use std::convert::Infallible;
-    use tower::{Service as _, ServiceBuilder, ServiceExt};
+    use tower::{ServiceBuilder, ServiceExt};
 
     async fn maybe_panic(req: Request<Body>) -> Result<Response<Body>, Infallible> {
         tokio::task::yield_now().await;

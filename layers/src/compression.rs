@@ -117,11 +117,21 @@ mod tests {
         Router::new()
             .route(
                 "/sse",
-                get(|| async { ([(header::CONTENT_TYPE, "text/event-stream")], LONG.repeat(20)) }),
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/event-stream")],
+                        LONG.repeat(20),
+                    )
+                }),
             )
             .route(
                 "/json",
-                get(|| async { ([(header::CONTENT_TYPE, "application/json")], LONG.repeat(20)) }),
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        LONG.repeat(20),
+                    )
+                }),
             )
             .layer(CompressionLayer::new())
     }
@@ -131,7 +141,10 @@ mod tests {
         if let Some(accept) = accept {
             req = req.header(header::ACCEPT_ENCODING, accept);
         }
-        app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        app()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
     }
 
     #[tokio::test]

@@ -372,7 +372,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.headers()["access-control-allow-origin"], "https://b.example");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://b.example"
+        );
         assert!(res.headers()["vary"]
             .to_str()
             .unwrap()
@@ -427,10 +430,7 @@ mod tests {
     #[test]
     fn invalid_origin_lists_are_refused() {
         let none: [&str; 0] = [];
-        assert_eq!(
-            CorsLayer::from_origins(none).unwrap_err().origin(),
-            None
-        );
+        assert_eq!(CorsLayer::from_origins(none).unwrap_err().origin(), None);
         for bad in [
             "",
             "a.example",

@@ -289,7 +289,10 @@ mod tests {
                     "unreachable"
                 }),
             )
-            .route("/upload", post(|b: Bytes| async move { b.len().to_string() }))
+            .route(
+                "/upload",
+                post(|b: Bytes| async move { b.len().to_string() }),
+            )
             .fallback(|| async { crate::ApiError::not_found("no such route") });
         Stack::new(config).unwrap().apply(router)
     }
@@ -321,7 +324,11 @@ mod tests {
             "cross-origin-resource-policy",
             "x-permitted-cross-domain-policies",
         ] {
-            assert!(res.headers().contains_key(name), "{name} on {}", res.status());
+            assert!(
+                res.headers().contains_key(name),
+                "{name} on {}",
+                res.status()
+            );
         }
     }
 
@@ -375,7 +382,10 @@ mod tests {
             .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST");
         let res = call(req, Body::empty()).await;
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        assert_eq!(res.headers()["access-control-allow-origin"], "https://a.example");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://a.example"
+        );
         assert_edge_headers(&res, "edge-1");
     }
 
@@ -384,7 +394,10 @@ mod tests {
         let req = Request::get("/slow").header(header::ORIGIN, "https://a.example");
         let res = call(req, Body::empty()).await;
         assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(res.headers()["access-control-allow-origin"], "https://a.example");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://a.example"
+        );
     }
 
     #[tokio::test]

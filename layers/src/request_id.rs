@@ -158,7 +158,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = match req.headers().get(X_REQUEST_ID).and_then(RequestId::from_header) {
+        let id = match req
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(RequestId::from_header)
+        {
             Some(id) => id,
             None => {
                 let id = RequestId::generate();
@@ -271,7 +275,13 @@ mod tests {
 
     #[tokio::test]
     async fn non_visible_chars_are_replaced() {
-        for bad in [&b"has space"[..], b"tab\there", b"caf\xC3\xA9", b"\xFF", b""] {
+        for bad in [
+            &b"has space"[..],
+            b"tab\there",
+            b"caf\xC3\xA9",
+            b"\xFF",
+            b"",
+        ] {
             let (header, seen) = run(Some(bad)).await;
             assert!(is_uuid(&header), "{bad:?} gave {header}");
             assert_eq!(header, seen);

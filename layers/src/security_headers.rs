@@ -281,12 +281,13 @@ mod tests {
 
     async fn call(layer: SecurityHeadersLayer, res: Response<Body>) -> Response<Body> {
         let mut res = Some(res);
-        let svc = ServiceBuilder::new()
-            .layer(layer)
-            .service(service_fn(move |_req: Request<Body>| {
-                let res = res.take().unwrap();
-                async move { Ok::<_, Infallible>(res) }
-            }));
+        let svc =
+            ServiceBuilder::new()
+                .layer(layer)
+                .service(service_fn(move |_req: Request<Body>| {
+                    let res = res.take().unwrap();
+                    async move { Ok::<_, Infallible>(res) }
+                }));
         svc.oneshot(Request::new(Body::empty())).await.unwrap()
     }
 
@@ -317,7 +318,10 @@ mod tests {
             HeaderValue::from_static("default-src 'none'"),
         );
         let res = call(SecurityHeadersLayer::new(), res).await;
-        assert_eq!(res.headers()["content-security-policy"], "default-src 'none'");
+        assert_eq!(
+            res.headers()["content-security-policy"],
+            "default-src 'none'"
+        );
         assert_eq!(
             res.headers()
                 .get_all(header::CONTENT_SECURITY_POLICY)
@@ -343,7 +347,10 @@ mod tests {
     #[tokio::test]
     async fn builder_overrides_removes_and_adds() {
         let layer = SecurityHeadersLayer::builder()
-            .header(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"))
+            .header(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("SAMEORIGIN"),
+            )
             .remove(&header::STRICT_TRANSPORT_SECURITY)
             .header(
                 HeaderName::from_static("permissions-policy"),
