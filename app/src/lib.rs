@@ -6,8 +6,8 @@
 //! binds and serves it; `main.rs` only parses the command line.
 
 pub mod api;
-pub mod auth;
 mod assets;
+pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod health;
@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
 use crosscut::error::{ApiError, ErrorCode};
@@ -126,21 +125,10 @@ fn rate_limited(routes: Router<AppState>, state: &AppState) -> Router<AppState> 
     // Validation rejects 0 for both; a `Config` built in code may not have been validated.
     let limit = crosscut::rate_limit::RateLimit::per_second(config.rate_limit_per_second.max(1))
         .burst(config.rate_limit_burst.max(1));
-    let layer =
-        crosscut::rate_limit::RateLimitLayer::new(limit).trusted_proxies(config.trusted_proxy_nets());
-    let refused = state.metrics.rate_limited();
-    // Added after the limiter, so it wraps it and sees its 429s.
-    routes
-        .layer(layer)
-        .layer(axum::middleware::map_response(move |res: Response| {
-            let refused = refused.clone();
-            async move {
-                if res.extensions().get::<ErrorCode>() == Some(&ErrorCode::RateLimit) {
-                    refused.inc();
-                }
-                res
-            }
-        }))
+    let layer = crosscut::rate_limit::RateLimitLayer::new(limit)
+        .trusted_proxies(config.trusted_proxy_nets());
+    // The metrics layer counts the 429s this answers into `rate_limited_total`.
+    routes.layer(layer)
 }
 
 /// The preset's configuration from the demo's.

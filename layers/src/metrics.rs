@@ -22,7 +22,7 @@
 //! | `http_connections_active`, `http_connections_total` | gauge, counter | [`Metrics::set_connections`], read at scrape time |
 //! | `process_resident_memory_bytes` | gauge | [`Metrics::set_resident_memory_bytes`] |
 //! | `ws_connections_active`, `sse_subscribers_active` | gauge | [`Metrics::ws_connection`], [`Metrics::sse_subscriber`] guards |
-//! | `rate_limited_total` | counter | [`Metrics::rate_limited`] |
+//! | `rate_limited_total` | counter | answers carrying [`ErrorCode::RateLimit`], counted by the layer; also [`Metrics::rate_limited`] |
 //!
 //! # Where to put the layer
 //!
@@ -64,6 +64,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
+
+use crate::error::ErrorCode;
 use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use prometheus_client::collector::Collector;
@@ -493,6 +495,11 @@ where
                 status: res.status().as_u16(),
             };
             p.metrics.requests.get_or_create(&labels).inc();
+            // Whichever layer refused the request, its answer carries the code: counting here
+            // needs no hook in the rate limiter.
+            if res.extensions().get::<ErrorCode>() == Some(&ErrorCode::RateLimit) {
+                p.metrics.rate_limited.inc();
+            }
         }
         Poll::Ready(result)
     }
@@ -620,5 +627,23 @@ mod tests {
                 .parse::<f64>()
                 .unwrap_or_else(|_| panic!("bad value in {line}"));
         }
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_are_counted() {
+        use axum::response::IntoResponse;
+        let m = Metrics::new();
+        let app = Router::new()
+            .route(
+                "/limited",
+                get(|| async { crate::error::ApiError::from(ErrorCode::RateLimit).into_response() }),
+            )
+            .route("/ok", get(|| async { "ok" }))
+            .layer(m.layer());
+        for path in ["/limited", "/limited", "/ok"] {
+            let req = Request::get(path).body(Body::empty()).unwrap();
+            app.clone().oneshot(req).await.unwrap();
+        }
+        assert!(m.render().contains("rate_limited_total 2"), "{}", m.render());
     }
 }
