@@ -176,6 +176,7 @@ pub fn app(state: AppState) -> Router {
         .layer()
         .headers(state.config.expose_connection_headers);
     let metrics = state.metrics.layer();
+    let trusted = state.config.trusted_proxy_nets();
     let router = Router::new()
         .merge(limited)
         .merge(open)
@@ -185,11 +186,34 @@ pub fn app(state: AppState) -> Router {
     // catch-panic, so a panic counts as the 500 it becomes), then request id, access log and
     // security headers (outside everything that can answer on its own). `Router::layer` runs these
     // after routing, where `MatchedPath` is known, so metrics label by route template.
-    router
+    let router = router
         .layer(stack.inner())
         .layer(metrics)
         .layer(tracking)
-        .layer(stack.outer())
+        .layer(stack.outer());
+    if trusted.is_empty() {
+        return router;
+    }
+    // Behind a trusted proxy the peer is the proxy: resolve the real client once, outside the
+    // access log, so its line shows the same client the rate limiter keys on.
+    let resolver = crosscut::rate_limit::ClientIp::trusting(trusted);
+    router.layer(axum::middleware::map_request(
+        move |mut req: axum::extract::Request| {
+            let resolver = resolver.clone();
+            async move {
+                let peer = req
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                if let Some(peer) = peer {
+                    let client = resolver.client(peer, req.headers());
+                    req.extensions_mut()
+                        .insert(crosscut::access_log::ClientIp(client));
+                }
+                req
+            }
+        },
+    ))
 }
 
 /// A server running in the background: its address, its state and how to stop it.

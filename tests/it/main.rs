@@ -10,4 +10,6 @@ mod edge;
 mod hardening;
 mod health;
 mod lifecycle;
+mod logging;
 mod metrics;
+mod sse;

@@ -87,8 +87,9 @@ impl ClientIp {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
-    /// The client address for a peer and its request headers, before /64 grouping.
-    pub(super) fn client(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+    /// The client address for a peer and its request headers, before /64 grouping: what an access
+    /// log should show behind a proxy.
+    pub fn client(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
         let peer = canonical(peer);
         if !self.is_trusted(peer) {
             return peer;
