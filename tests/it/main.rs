@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub, missing_docs)]
 mod api;
+mod auth;
 mod chat;
 mod common;
 mod config;
@@ -12,4 +13,5 @@ mod health;
 mod lifecycle;
 mod logging;
 mod metrics;
+mod rate_limit;
 mod sse;
