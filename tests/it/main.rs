@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, missing_docs)]
 mod api;
 mod auth;
+mod browser;
 mod chat;
 mod common;
 mod config;
