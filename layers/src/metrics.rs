@@ -636,7 +636,9 @@ mod tests {
         let app = Router::new()
             .route(
                 "/limited",
-                get(|| async { crate::error::ApiError::from(ErrorCode::RateLimit).into_response() }),
+                get(|| async {
+                    crate::error::ApiError::from(ErrorCode::RateLimit).into_response()
+                }),
             )
             .route("/ok", get(|| async { "ok" }))
             .layer(m.layer());
@@ -644,6 +646,10 @@ mod tests {
             let req = Request::get(path).body(Body::empty()).unwrap();
             app.clone().oneshot(req).await.unwrap();
         }
-        assert!(m.render().contains("rate_limited_total 2"), "{}", m.render());
+        assert!(
+            m.render().contains("rate_limited_total 2"),
+            "{}",
+            m.render()
+        );
     }
 }

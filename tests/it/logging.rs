@@ -32,7 +32,10 @@ async fn access_line_has_the_fields_and_no_secrets() {
     assert_eq!(v["path"], "/api/v1/users");
     assert_eq!(v["status"], 200);
     assert!(v["latency_us"].as_u64().is_some(), "{v}");
-    assert_eq!(v["client_ip"], "203.0.113.7", "client behind the trusted proxy: {v}");
+    assert_eq!(
+        v["client_ip"], "203.0.113.7",
+        "client behind the trusted proxy: {v}"
+    );
     assert_eq!(v["user_agent"], "crosscut-test/1.0");
     assert_eq!(v["request_id"], "trace-me-123");
     assert!(!line.contains(&token), "token in the access log: {line}");
@@ -52,7 +55,12 @@ async fn access_line_has_the_fields_and_no_secrets() {
 
     // Nothing written so far mentions the token anywhere (drain what is buffered).
     child.start_kill().ok();
-    while let Ok(Ok(Some(l))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
-        assert!(!l.contains(&token) && !l.contains("not.a.jwt"), "secret in log: {l}");
+    while let Ok(Ok(Some(l))) =
+        tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+    {
+        assert!(
+            !l.contains(&token) && !l.contains("not.a.jwt"),
+            "secret in log: {l}"
+        );
     }
 }
