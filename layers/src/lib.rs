@@ -26,6 +26,9 @@
 //! | `full` | all of the above | |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 pub mod error;
 
 #[cfg(feature = "access-log")]

@@ -75,20 +75,7 @@ pub struct JwtAuth<S> {
 }
 
 impl<S> JwtAuth<S> {
-    /// Gets a reference to the underlying service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Gets a mutable reference to the underlying service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the underlying service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 /// What the `Authorization` header holds, as far as bearer auth is concerned.

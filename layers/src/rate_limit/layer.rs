@@ -249,20 +249,7 @@ impl<S: std::fmt::Debug, X: std::fmt::Debug, K: std::hash::Hash + Eq + Clone> st
 }
 
 impl<S, X, K: std::hash::Hash + Eq + Clone> RateLimitService<S, X, K> {
-    /// Gets a reference to the underlying service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Gets a mutable reference to the underlying service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the underlying service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 impl<S, X, K, B> Service<Request<B>> for RateLimitService<S, X, K>
