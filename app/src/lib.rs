@@ -263,11 +263,20 @@ pub async fn spawn(config: Config, on_signal: bool) -> std::io::Result<Running> 
         let _ = tcp.set_nodelay(true);
     });
     // Counts open/total connections and answers those past `max_connections` with 503 OVERLOADED.
+    // The 503 is written before any HTTP layer runs, so it is given the same security headers
+    // and a request id here.
     let listener = crosscut::connections::TrackedListener::new(
         listener,
         state.tracker.clone(),
         state.config.max_connections,
-    );
+    )
+    .response_headers(
+        crosscut::security_headers::SecurityHeadersLayer::new()
+            .headers()
+            .iter()
+            .cloned(),
+    )
+    .with_request_ids();
 
     let stop = tx.clone();
     let mut stop_rx = tx.subscribe();

@@ -368,6 +368,9 @@ pub struct TrackedListener<L> {
     max_connections: usize,
     reject_timeout: Duration,
     overloaded: Bytes,
+    extra_headers: Vec<(HeaderName, HeaderValue)>,
+    #[cfg(feature = "request-id")]
+    request_ids: bool,
 }
 
 impl<L> TrackedListener<L> {
@@ -378,8 +381,41 @@ impl<L> TrackedListener<L> {
             tracker,
             max_connections,
             reject_timeout: Duration::from_secs(1),
-            overloaded: overloaded_response(),
+            overloaded: overloaded_response(&[], None),
+            extra_headers: Vec::new(),
+            #[cfg(feature = "request-id")]
+            request_ids: false,
         }
+    }
+
+    /// Headers added to the 503 answer, e.g. the security headers every other answer carries
+    /// (the 503 is written before any HTTP layer runs, so those layers cannot add them).
+    #[must_use]
+    pub fn response_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Self {
+        self.extra_headers = headers.into_iter().collect();
+        self.overloaded = overloaded_response(&self.extra_headers, None);
+        self
+    }
+
+    /// Gives each 503 answer a new `X-Request-ID` (a UUID), as the request id layer does for
+    /// every other answer.
+    #[cfg(feature = "request-id")]
+    #[must_use]
+    pub fn with_request_ids(mut self) -> Self {
+        self.request_ids = true;
+        self
+    }
+
+    fn rejection(&self) -> Bytes {
+        #[cfg(feature = "request-id")]
+        if self.request_ids {
+            let id = crate::request_id::RequestId::generate();
+            return overloaded_response(&self.extra_headers, Some(id.as_str()));
+        }
+        self.overloaded.clone()
     }
 
     /// How long writing the 503 to a rejected connection may take before the connection is
@@ -406,23 +442,38 @@ impl<L> TrackedListener<L> {
     }
 }
 
-/// The whole 503 answer, head and body, built once per listener.
-fn overloaded_response() -> Bytes {
+/// The whole 503 answer, head and body: built once per listener, or per rejection when it
+/// carries a request id.
+fn overloaded_response(extra: &[(HeaderName, HeaderValue)], request_id: Option<&str>) -> Bytes {
     let body = ApiError::new(
         ErrorCode::Overloaded,
         "the server is at its connection limit; retry shortly",
     )
     .body();
-    Bytes::from(format!(
+    let mut head = format!(
         "HTTP/1.1 503 Service Unavailable\r\n\
          content-type: application/json\r\n\
          content-length: {}\r\n\
          connection: close\r\n\
-         retry-after: 1\r\n\
-         \r\n\
-         {body}",
+         retry-after: 1\r\n",
         body.len()
-    ))
+    );
+    let mut bytes = Vec::with_capacity(head.len() + body.len() + 512);
+    if let Some(id) = request_id {
+        head.push_str("x-request-id: ");
+        head.push_str(id);
+        head.push_str("\r\n");
+    }
+    bytes.extend_from_slice(head.as_bytes());
+    for (name, value) in extra {
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"\r\n");
+    bytes.extend_from_slice(body.as_bytes());
+    Bytes::from(bytes)
 }
 
 /// Writes the 503, half-closes, then reads whatever the client sent until it closes too: closing
@@ -467,7 +518,7 @@ where
                 drop(io);
                 continue;
             }
-            let response = self.overloaded.clone();
+            let response = self.rejection();
             let timeout = self.reject_timeout;
             let counts = counts.clone();
             // Answer off the accept path: accepting the next connection never waits on a

@@ -58,6 +58,15 @@ async fn one_connection_past_the_limit_gets_503_and_the_others_keep_working() {
         "{head}"
     );
     assert!(header(head, "retry-after").is_some(), "{head}");
+    // Like every other answer: a request id and the security headers.
+    let id = header(head, "x-request-id").expect("x-request-id on the 503");
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(header(head, "x-frame-options"), Some("DENY"), "{head}");
+    assert_eq!(
+        header(head, "content-security-policy"),
+        Some("default-src 'self'"),
+        "{head}"
+    );
     assert_eq!(
         header(head, "content-length"),
         Some(body.len().to_string().as_str())
