@@ -665,7 +665,7 @@ mod tests {
 
     #[test]
     fn overloaded_response_is_well_formed() {
-        let bytes = overloaded_response();
+        let bytes = overloaded_response(&[], None);
         let text = std::str::from_utf8(&bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
