@@ -340,3 +340,29 @@ async fn compression_applies_when_accepted() {
         .unwrap();
     assert!(res.headers().get("content-encoding").is_none());
 }
+
+#[tokio::test]
+async fn auth_and_rate_limit_answers_carry_the_edge_headers_too() {
+    let mut config = test_config();
+    config.rate_limit_per_second = 1;
+    config.rate_limit_burst = 2;
+    let s = spawn_with(config).await;
+    let c = &s.client;
+
+    let res = c.delete(s.url("/api/v1/users/user1")).send().await.unwrap();
+    assert_edge_headers(&res, "401");
+    assert_error(res, 401, "AUTH_REQUIRED").await;
+
+    let res = c
+        .delete(s.url("/api/v1/users/user1"))
+        .bearer_auth(bearer("reader", &["read"]))
+        .send()
+        .await
+        .unwrap();
+    assert_edge_headers(&res, "403");
+    assert_error(res, 403, "FORBIDDEN").await;
+
+    let res = c.get(s.url("/api/v1/users")).send().await.unwrap();
+    assert_edge_headers(&res, "429");
+    assert_error(res, 429, "RATE_LIMIT").await;
+}
