@@ -1,0 +1,248 @@
+//! Per-layer cost, in process: an axum router driven with `tower::ServiceExt::oneshot`, bare and
+//! with each crosscut layer alone, then the preset and the full stack in the demo's order.
+//!
+//! Run with
+//!
+//! ```not_rust
+//! cargo bench --bench layers                 # everything, about two minutes
+//! cargo bench --bench layers -- rate_limit   # one scenario (criterion filter)
+//! ```
+//!
+//! Every scenario answers the same `GET /api/v1/users` (a 111-byte JSON body like the demo's) to
+//! the same request: `User-Agent`, `Origin`, `Authorization: Bearer <HS256 token>` and the peer
+//! address as axum's `ConnectInfo`; only `compression_gzip` adds `Accept-Encoding: gzip, br`. Each
+//! iteration builds the request, runs it through the router and reads the response body to its
+//! end (compression and the tracking layer do their work while the body is read), so
+//! `layer - bare` is what the layer adds to one request. The access log runs with a fmt
+//! subscriber enabled at INFO writing to `std::io::sink()` through tracing-appender's
+//! non-blocking writer, as the demo logs.
+//!
+//! At the end the bench prints each scenario's mean and its difference from `bare`, read back from
+//! criterion's `estimates.json` files of this run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use criterion::Criterion;
+use crosscut::access_log::AccessLogLayer;
+use crosscut::auth::{JwtAuthLayer, JwtKeys};
+use crosscut::body_limit::BodyLimitLayer;
+use crosscut::catch_panic::CatchPanicLayer;
+use crosscut::compression::CompressionLayer;
+use crosscut::connections::Tracker;
+use crosscut::cors::CorsLayer;
+use crosscut::metrics::Metrics;
+use crosscut::preset::{Stack, StackConfig};
+use crosscut::rate_limit::{RateLimit, RateLimitLayer};
+use crosscut::request_id::RequestIdLayer;
+use crosscut::security_headers::SecurityHeadersLayer;
+use crosscut::timeout::TimeoutLayer;
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const GROUP: &str = "layers";
+const PATH: &str = "/api/v1/users";
+const USERS_JSON: &str = r#"{"users":[{"user_id":"user1","name":"John","version":"v1"},{"user_id":"user2","name":"Jane","version":"v1"}]}"#;
+const SECRET: &str = "a benchmark secret that is at least 32 bytes long";
+
+async fn users() -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    ([(CONTENT_TYPE, "application/json")], USERS_JSON)
+}
+
+fn routes() -> Router {
+    Router::new().route(PATH, get(users))
+}
+
+/// The request every scenario answers; `gzip` adds `Accept-Encoding`.
+fn request(bearer: &HeaderValue, gzip: bool) -> Request<Body> {
+    let mut builder = Request::get(PATH)
+        .header(USER_AGENT, "criterion/0.5")
+        .header(ORIGIN, "https://app.example")
+        .header(AUTHORIZATION, bearer.clone());
+    if gzip {
+        builder = builder.header(ACCEPT_ENCODING, "gzip, br");
+    }
+    let mut req = builder.body(Body::empty()).expect("valid request");
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    req
+}
+
+async fn call(app: Router, req: Request<Body>) -> usize {
+    let res = app.oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    body.len()
+}
+
+/// A limit no benchmark reaches, so the limiter does its bookkeeping and never answers 429.
+fn unlimited() -> RateLimit {
+    RateLimit::per_second(1_000_000_000).burst(1_000_000_000)
+}
+
+fn scenarios() -> Vec<(&'static str, Router, bool)> {
+    let keys = JwtKeys::hs256(SECRET).expect("valid secret");
+    let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
+    let stack = Stack::new(StackConfig::default()).expect("valid preset");
+    let metrics = Metrics::new();
+    let tracker = Tracker::new();
+
+    let full = {
+        // The demo's order (DESIGN.md), outermost last: http() on the plain routes, then rate
+        // limit, inner() (catch panic, CORS), metrics, tracking, outer() (request id, access log,
+        // security headers).
+        let metrics = Metrics::new();
+        let tracker = Tracker::new();
+        routes()
+            .layer(stack.http())
+            .layer(RateLimitLayer::new(unlimited()))
+            .layer(stack.inner())
+            .layer(metrics.layer())
+            .layer(tracker.layer())
+            .layer(stack.outer())
+    };
+
+    vec![
+        ("bare", routes(), false),
+        ("request_id", routes().layer(RequestIdLayer::new()), false),
+        ("access_log", routes().layer(AccessLogLayer::new()), false),
+        (
+            "security_headers",
+            routes().layer(SecurityHeadersLayer::new()),
+            false,
+        ),
+        ("cors", routes().layer(cors), false),
+        (
+            "timeout",
+            routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
+            false,
+        ),
+        ("catch_panic", routes().layer(CatchPanicLayer::new()), false),
+        (
+            "body_limit",
+            routes().layer(BodyLimitLayer::new(1024 * 1024)),
+            false,
+        ),
+        (
+            "compression_identity",
+            routes().layer(CompressionLayer::new()),
+            false,
+        ),
+        (
+            "compression_gzip",
+            routes().layer(CompressionLayer::new()),
+            true,
+        ),
+        (
+            "rate_limit",
+            routes().layer(RateLimitLayer::new(unlimited())),
+            false,
+        ),
+        (
+            "auth_jwt_hs256",
+            routes().layer(JwtAuthLayer::new(keys)),
+            false,
+        ),
+        ("connections", routes().layer(tracker.layer()), false),
+        ("metrics", routes().layer(metrics.layer()), false),
+        ("preset", stack.apply(routes()), false),
+        ("full_stack", full, false),
+    ]
+}
+
+fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let keys = JwtKeys::hs256(SECRET).expect("valid secret");
+    let token = keys
+        .issue("bench", ["read", "write"], Duration::from_secs(24 * 3600))
+        .expect("token");
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+
+    // Built inside the runtime: some layers start background tasks on first use.
+    let scenarios = rt.block_on(async { scenarios() });
+    let mut group = c.benchmark_group(GROUP);
+    for (name, app, gzip) in scenarios {
+        // Fail loudly, before measuring, if a scenario does not answer 200.
+        rt.block_on(call(app.clone(), request(&bearer, gzip)));
+        group.bench_function(name, |b| {
+            b.to_async(rt)
+                .iter(|| call(app.clone(), request(&bearer, gzip)));
+        });
+    }
+    group.finish();
+}
+
+/// Where criterion writes its results: `CRITERION_HOME`, else `<target>/criterion`.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("criterion")
+}
+
+/// Mean time per iteration in ns of `name`, if criterion measured it during this run.
+fn mean_ns(name: &str, since: SystemTime) -> Option<f64> {
+    let path = criterion_dir()
+        .join(GROUP)
+        .join(name)
+        .join("new")
+        .join("estimates.json");
+    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
+    if !fresh {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn summary(names: &[&str], since: SystemTime) {
+    let Some(bare) = mean_ns("bare", since) else {
+        return;
+    };
+    println!("\nper-layer cost (mean per request; layer - bare)");
+    println!("{:<22} {:>10} {:>10}", "scenario", "mean ns", "+ns");
+    for name in names {
+        if let Some(ns) = mean_ns(name, since) {
+            println!("{name:<22} {ns:>10.0} {:>+10.0}", ns - bare);
+        }
+    }
+}
+
+fn main() {
+    // The access log's subscriber: enabled at INFO, formatting every event, writing to a sink
+    // through the same non-blocking writer the demo uses. The guard flushes at the end.
+    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(writer)
+        .init();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let since = SystemTime::now();
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    bench(&mut c, &rt);
+    c.final_summary();
+
+    let names: Vec<&str> = rt
+        .block_on(async { scenarios() })
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    summary(&names, since);
+}

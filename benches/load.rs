@@ -1,0 +1,549 @@
+//! Load benchmark: bare axum vs the crosscut demo vs the same concerns from stock tower-http layers,
+//! each server pinned to CPU 0 and `wrk` pinned to CPU 1.
+//!
+//! Run with
+//!
+//! ```not_rust
+//! cargo bench --bench load
+//! LOAD_DURATION=3 LOAD_ROUNDS=1 cargo bench --bench load     # a quick look, about a minute
+//! ```
+//!
+//! It builds the three servers in release (`crosscut-demo --features test-hooks` and the root
+//! package's examples `bare` and `stock`, see `benches/servers/`), then, for each round, starts
+//! each server in turn (the order rotates every round) with `taskset -c 0`, warms it up for a
+//! second and drives `GET /api/v1/users` and `GET /__test/plaintext` at 64 and 512 connections
+//! with `taskset -c 1 wrk -t1 -cN -dDs --latency`. Servers:
+//!
+//! | name | what |
+//! |---|---|
+//! | `bare` | axum, the demo's handlers, no middleware |
+//! | `demo-log` | the demo, full stack, access log on (`RUST_LOG=info`, stdout to a file) |
+//! | `demo-nolog` | the demo, access log off (`RUST_LOG=warn`) |
+//! | `stock-log` | tower-http + tower_governor, `TraceLayer` at INFO to a file |
+//! | `stock-nolog` | the same with `RUST_LOG=warn` |
+//!
+//! The table gives each server's median over the rounds of requests/s, p50 and p99, and its ratio
+//! to bare axum taken pair by pair (same round, route and connection count), then the median of
+//! those ratios: the machine's speed drifts between runs, paired ratios much less.
+//!
+//! Environment: `LOAD_DURATION` (seconds per wrk run, default 8), `LOAD_ROUNDS` (default 3),
+//! `LOAD_CONNS` (default `64,512`), `LOAD_SERVERS` (comma-separated names, default all),
+//! `LOAD_ROUTES` (`users,plaintext`), `LOAD_SKIP_BUILD=1` (use the binaries already built). Server
+//! logs go to `target/load/`; the table is also written to `target/load/results.md`.
+//!
+//! Needs Linux with `taskset` and `wrk` (`sudo apt-get install wrk`) and two CPUs.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// One server variant the benchmark starts.
+struct Server {
+    name: &'static str,
+    bin: &'static str,
+    rust_log: &'static str,
+    demo: bool,
+}
+
+const SERVERS: [Server; 5] = [
+    Server {
+        name: "bare",
+        bin: "examples/bare",
+        rust_log: "warn",
+        demo: false,
+    },
+    Server {
+        name: "demo-log",
+        bin: "crosscut-demo",
+        rust_log: "info",
+        demo: true,
+    },
+    Server {
+        name: "demo-nolog",
+        bin: "crosscut-demo",
+        rust_log: "warn",
+        demo: true,
+    },
+    Server {
+        name: "stock-log",
+        bin: "examples/stock",
+        rust_log: "info",
+        demo: false,
+    },
+    Server {
+        name: "stock-nolog",
+        bin: "examples/stock",
+        rust_log: "warn",
+        demo: false,
+    },
+];
+
+const ROUTES: [(&str, &str); 2] = [
+    ("users", "/api/v1/users"),
+    ("plaintext", "/__test/plaintext"),
+];
+
+/// What one wrk run measured.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    bad: u64,
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(key: &str) -> Option<Vec<String>> {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn build() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    for args in [
+        &[
+            "build",
+            "--release",
+            "-p",
+            "crosscut-demo",
+            "--features",
+            "test-hooks",
+        ][..],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "crosscut-suite",
+            "--example",
+            "bare",
+            "--example",
+            "stock",
+        ][..],
+    ] {
+        eprintln!("load: {cargo} {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("`cargo {}` failed", args.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// A server process pinned to CPU 0.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(server: &Server, bin: &Path, logs: &Path) -> Result<Self, String> {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new("taskset");
+        cmd.arg("-c").arg("0").arg(bin);
+        if server.demo {
+            // A rate limit no client reaches and room for every wrk connection: the limiter does
+            // its bookkeeping on every request but never answers 429 or 503.
+            cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--rate-limit-per-second", "1000000000"])
+                .args(["--rate-limit-burst", "1000000000"])
+                .args(["--max-connections", "20000"]);
+        } else {
+            cmd.arg(addr.to_string());
+        }
+        let log = std::fs::File::create(logs.join(format!("{}.log", server.name)))
+            .map_err(|e| e.to_string())?;
+        let err = std::fs::File::create(logs.join(format!("{}.stderr", server.name)))
+            .map_err(|e| e.to_string())?;
+        let child = cmd
+            .env("RUST_LOG", server.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut running = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = running.child.try_wait() {
+                return Err(format!(
+                    "{} exited with {status}; see target/load/{}.stderr",
+                    server.name, server.name
+                ));
+            }
+            if Instant::now() > deadline {
+                running.stop();
+                return Err(format!("{} did not start listening", server.name));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(running)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (graceful), then SIGKILL after 10 s.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// tokio worker threads of `pid` (threads named `tokio-runtime-w...`).
+fn tokio_workers(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .map(|c| c.starts_with("tokio-rt-worker") || c.starts_with("tokio-runtime-w"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// One plain HTTP/1.1 GET; returns the status line and the whole response.
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: load-bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn wrk(url: &str, conns: u32, secs: u32) -> Result<Sample, String> {
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .args(["--latency", url])
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))
+}
+
+/// `1.23ms` / `456.78us` / `1.01s` in microseconds.
+fn duration_us(s: &str) -> Option<f64> {
+    let (num, mul) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60e6)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|v| v * mul)
+}
+
+fn parse_wrk(text: &str) -> Option<Sample> {
+    let mut rps = None;
+    let (mut p50, mut p99) = (None, None);
+    let mut bad = 0;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => rps = v.parse().ok(),
+            ["50%", v] => p50 = duration_us(v),
+            ["99%", v] => p99 = duration_us(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => bad += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                // `connect 0, read 0, write 0, timeout 0`
+                bad += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    Some(Sample {
+        rps: rps?,
+        p50_us: p50?,
+        p99_us: p99?,
+        bad,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn fmt_us(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+type Key = (usize, u32, &'static str); // (route index, connections, server)
+
+fn report(results: &BTreeMap<Key, Vec<(usize, Sample)>>, rounds: usize, secs: u32) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "wrk -t1, {secs} s per run, {rounds} round(s); medians over rounds; ratios are to bare \
+         axum in the same round, route and connection count (median of the per-round ratios)\n\n"
+    ));
+    out.push_str(
+        "| route | conns | server | req/s | p50 | p99 | req/s ÷ bare | p50 ÷ bare | p99 ÷ bare | errors |\n",
+    );
+    out.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((route, conns, server), samples) in results {
+        let bare = results.get(&(*route, *conns, "bare"));
+        let paired = |f: fn(&Sample) -> f64| -> f64 {
+            let Some(bare) = bare else { return f64::NAN };
+            median(
+                samples
+                    .iter()
+                    .filter_map(|(round, s)| {
+                        bare.iter()
+                            .find(|(r, _)| r == round)
+                            .map(|(_, b)| f(s) / f(b))
+                    })
+                    .collect(),
+            )
+        };
+        let med = |f: fn(&Sample) -> f64| median(samples.iter().map(|(_, s)| f(s)).collect());
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
+            ROUTES[*route].1,
+            conns,
+            server,
+            med(|s| s.rps),
+            fmt_us(med(|s| s.p50_us)),
+            fmt_us(med(|s| s.p99_us)),
+            paired(|s| s.rps),
+            paired(|s| s.p50_us),
+            paired(|s| s.p99_us),
+            samples.iter().map(|(_, s)| s.bad).sum::<u64>(),
+        ));
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    // Under `cargo bench` the harness passes `--bench`; no other arguments are taken.
+    if !have("wrk") {
+        eprintln!("load: `wrk` not found. Install it with `sudo apt-get install wrk` (Debian/Ubuntu) or build it from https://github.com/wg/wrk");
+        return ExitCode::FAILURE;
+    }
+    if !have("taskset") {
+        eprintln!(
+            "load: `taskset` not found. Install util-linux (`sudo apt-get install util-linux`)."
+        );
+        return ExitCode::FAILURE;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("load: needs at least 2 CPUs (server on CPU 0, wrk on CPU 1)");
+        return ExitCode::FAILURE;
+    }
+    let secs: u32 = env_or("LOAD_DURATION", 8);
+    let rounds: usize = env_or("LOAD_ROUNDS", 3);
+    let conns: Vec<u32> = env_list("LOAD_CONNS")
+        .map(|v| v.iter().filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_else(|| vec![64, 512]);
+    let only_servers = env_list("LOAD_SERVERS");
+    let only_routes = env_list("LOAD_ROUTES");
+    let servers: Vec<&Server> = SERVERS
+        .iter()
+        .filter(|s| {
+            s.name == "bare"
+                || only_servers
+                    .as_ref()
+                    .is_none_or(|o| o.iter().any(|n| n == s.name))
+        })
+        .collect();
+    let routes: Vec<usize> = (0..ROUTES.len())
+        .filter(|&i| {
+            only_routes
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == ROUTES[i].0))
+        })
+        .collect();
+
+    if std::env::var("LOAD_SKIP_BUILD").as_deref() != Ok("1") {
+        if let Err(e) = build() {
+            eprintln!("load: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let release = target_dir().join("release");
+    let logs = target_dir().join("load");
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        eprintln!("load: cannot create {}: {e}", logs.display());
+        return ExitCode::FAILURE;
+    }
+
+    let total = servers.len() * routes.len() * conns.len() * rounds;
+    eprintln!(
+        "load: {} servers x {} routes x {} connection counts x {rounds} rounds, {secs} s each: about {} s",
+        servers.len(),
+        routes.len(),
+        conns.len(),
+        total as u32 * (secs + 1) + (servers.len() * rounds) as u32 * 2
+    );
+
+    let mut results: BTreeMap<Key, Vec<(usize, Sample)>> = BTreeMap::new();
+    let mut workers_seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for round in 0..rounds {
+        // Rotate the order every round so that no server always runs first or last.
+        let mut order = servers.clone();
+        order.rotate_left(round % servers.len());
+        for server in order {
+            let mut running = match Running::start(server, &release.join(server.bin), &logs) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("load: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // Sanity: both routes answer 200 before anything is measured.
+            for &r in &routes {
+                match get(running.addr, ROUTES[r].1) {
+                    Ok(res) if res.starts_with("HTTP/1.1 200") => {
+                        if round == 0 && r == 0 {
+                            let head = res.split("\r\n\r\n").next().unwrap_or("");
+                            eprintln!("load: {} answers:\n{head}\n", server.name);
+                        }
+                    }
+                    Ok(res) => {
+                        eprintln!(
+                            "load: {} {} answered:\n{}",
+                            server.name,
+                            ROUTES[r].1,
+                            res.lines().next().unwrap_or("")
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("load: {} {}: {e}", server.name, ROUTES[r].1);
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let warm = format!("http://{}{}", running.addr, ROUTES[routes[0]].1);
+            let _ = wrk(&warm, 64, 1);
+            workers_seen.insert(server.name, tokio_workers(running.pid()));
+            for &r in &routes {
+                let url = format!("http://{}{}", running.addr, ROUTES[r].1);
+                for &c in &conns {
+                    match wrk(&url, c, secs) {
+                        Ok(s) => {
+                            eprintln!(
+                                "load: round {} {:<11} {:<18} c={c:<4} {:>9.0} req/s  p50 {:>9}  p99 {:>9}{}",
+                                round + 1,
+                                server.name,
+                                ROUTES[r].1,
+                                s.rps,
+                                fmt_us(s.p50_us),
+                                fmt_us(s.p99_us),
+                                if s.bad > 0 { format!("  ({} errors)", s.bad) } else { String::new() }
+                            );
+                            results
+                                .entry((r, c, server.name))
+                                .or_default()
+                                .push((round, s));
+                        }
+                        Err(e) => {
+                            eprintln!("load: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            }
+            running.stop();
+        }
+    }
+
+    let mut table = report(&results, rounds, secs);
+    table.push_str("\ntokio worker threads seen under `taskset -c 0`: ");
+    table.push_str(
+        &workers_seen
+            .iter()
+            .map(|(n, w)| format!("{n} {w}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    table.push('\n');
+    println!("\n{table}");
+    let path = logs.join("results.md");
+    if std::fs::write(&path, &table).is_ok() {
+        eprintln!("load: table written to {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
