@@ -1,4 +1,4 @@
-//! CORS from a plain list of allowed origins, on top of tower-http's `CorsLayer`.
+//! CORS from a plain list of allowed origins.
 //!
 //! Give [`CorsLayer::from_origins`] the origins as a user writes them in a config file:
 //!
@@ -11,13 +11,21 @@
 //! and `Access-Control-Max-Age: 86400`. Any other origin gets no `Access-Control-Allow-*` header at
 //! all, so the browser blocks the response.
 //!
-//! # Differences from `tower_http::cors`
+//! # Why not `tower_http::cors`
 //!
-//! This wraps tower-http's `Cors` for the origin matching and fixes three things on the way out:
+//! This layer started as a wrapper around tower-http's `Cors`, fixing three things on the way out:
 //! preflights get 204 No Content rather than 200 (the answer has no content), a refused origin's
-//! preflight does not get the allowed methods and headers either, and the method and header lists
-//! are sent in the contract's spelling (`GET, POST`, `Content-Type`) rather than tower-http's
-//! (`GET,POST`, `content-type`).
+//! preflight does not get the allowed methods and headers either, and the lists are sent in the
+//! contract's spelling (`GET, POST`, `Content-Type`) rather than tower-http's (`GET,POST`,
+//! `content-type`). Profiling the demo then showed tower-http's service costing an allocation per
+//! request: axum clones a route's service for every request, and tower-http's `CorsLayer`, held
+//! inside its `Cors`, owns a `Vec` of `Vary` values. The rules here are fixed at start-up and held
+//! in one `Arc`, so a clone is one reference count, and an answer is a few static header inserts.
+//!
+//! A request is a preflight when it is `OPTIONS` with both `Origin` and
+//! `Access-Control-Request-Method` (the Fetch standard's definition); any other `OPTIONS` goes to the
+//! inner service like any request. Every answer gets `Vary: Origin`, since whether it carries
+//! `Access-Control-Allow-Origin` depends on that header.
 //!
 //! Put this layer outside auth and rate limiting, so a preflight is never refused with 401 or 429,
 //! and so a browser can read the error responses those layers answer.
@@ -51,30 +59,20 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_http::cors::{AllowOrigin, Vary};
 use tower_layer::Layer;
 use tower_service::Service;
 
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS");
 const ALLOW_HEADERS: HeaderValue =
     HeaderValue::from_static("Content-Type, Authorization, X-Request-ID");
-const MAX_AGE: Duration = Duration::from_secs(86_400);
-
-/// Headers a refused origin must not see.
-const ALLOW_HEADER_NAMES: [HeaderName; 6] = [
-    header::ACCESS_CONTROL_ALLOW_METHODS,
-    header::ACCESS_CONTROL_ALLOW_HEADERS,
-    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-    header::ACCESS_CONTROL_MAX_AGE,
-    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-    HeaderName::from_static("access-control-allow-private-network"),
-];
+const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("origin");
 
 /// Why an origin list was refused by [`CorsLayer::from_origins`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,13 +131,28 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, CorsConfigError> {
     HeaderValue::from_str(origin).map_err(|_| err("not a valid header value"))
 }
 
+/// Which origins are allowed; built once, shared by every clone of the layer and its services.
+#[derive(Debug)]
+struct Rules {
+    any: bool,
+    origins: Box<[HeaderValue]>,
+}
+
+impl Rules {
+    /// The value for `Access-Control-Allow-Origin`, if `origin` is allowed: the origin itself.
+    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
+        (self.any || self.origins.iter().any(|o| o == origin)).then(|| origin.clone())
+    }
+}
+
 /// Layer that applies the [`Cors`] middleware.
 ///
 /// See the [module docs](self) for the headers it sends and an example.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CorsLayer {
-    inner: tower_http::cors::CorsLayer,
+    rules: Arc<Rules>,
 }
 
 impl CorsLayer {
@@ -172,34 +185,29 @@ impl CorsLayer {
                 list.push(parse_origin(origin)?);
             }
         }
-        let allow = if any {
-            // Echoing rather than a literal `*`: the answer is the same to the browser, and the
-            // response stays valid if credentials are ever turned on.
-            AllowOrigin::mirror_request()
-        } else if list.is_empty() {
+        if !any && list.is_empty() {
             return Err(CorsConfigError {
                 origin: None,
                 reason: "the CORS origin list is empty",
             });
-        } else {
-            AllowOrigin::list(list)
-        };
-        Ok(Self::with(allow))
+        }
+        Ok(Self::with(any, list))
     }
 
     /// The layer allowing any origin, like `from_origins(["*"])`.
     pub fn any() -> Self {
-        Self::with(AllowOrigin::mirror_request())
+        Self::with(true, Vec::new())
     }
 
-    fn with(allow: AllowOrigin) -> Self {
-        // Methods and headers are left out here and set in `ResponseFuture`, in the contract's
-        // spelling, once the origin is known to be allowed.
-        let inner = tower_http::cors::CorsLayer::new()
-            .allow_origin(allow)
-            .max_age(MAX_AGE)
-            .vary(Vary::list([header::ORIGIN]));
-        Self { inner }
+    fn with(any: bool, origins: Vec<HeaderValue>) -> Self {
+        // With "*" the request's origin is echoed rather than a literal `*`: the same to the
+        // browser, and still valid if credentials are ever turned on.
+        Self {
+            rules: Arc::new(Rules {
+                any,
+                origins: origins.into_boxed_slice(),
+            }),
+        }
     }
 }
 
@@ -208,7 +216,8 @@ impl<S> Layer<S> for CorsLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         Cors {
-            inner: self.inner.layer(inner),
+            inner,
+            rules: self.rules.clone(),
         }
     }
 }
@@ -218,24 +227,12 @@ impl<S> Layer<S> for CorsLayer {
 /// See the [module docs](self) for an example.
 #[derive(Debug, Clone)]
 pub struct Cors<S> {
-    inner: tower_http::cors::Cors<S>,
+    inner: S,
+    rules: Arc<Rules>,
 }
 
 impl<S> Cors<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
+    define_inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
@@ -245,20 +242,31 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<tower_http::cors::ResponseFuture<S::Future>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // tower-http answers every OPTIONS itself, as a preflight.
-        let preflight = req.method() == Method::OPTIONS;
-        let cross_origin = req.headers().contains_key(header::ORIGIN);
+        let headers = req.headers();
+        let origin = headers.get(header::ORIGIN);
+        let allowed = self.rules.allow(origin);
+        if req.method() == Method::OPTIONS
+            && origin.is_some()
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return ResponseFuture {
+                kind: Kind::Preflight {
+                    allowed: Some(allowed),
+                },
+            };
+        }
         ResponseFuture {
-            inner: self.inner.call(req),
-            preflight,
-            cross_origin,
+            kind: Kind::Inner {
+                inner: self.inner.call(req),
+                allowed,
+            },
         }
     }
 }
@@ -267,39 +275,56 @@ pin_project! {
     /// Response future for [`Cors`].
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
-        preflight: bool,
-        cross_origin: bool,
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        // The outer `Option` is taken when the answer is given, so a second poll cannot answer twice.
+        Preflight { allowed: Option<Option<HeaderValue>> },
+        Inner {
+            #[pin]
+            inner: F,
+            allowed: Option<HeaderValue>,
+        },
     }
 }
 
 impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Default,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
-        if *this.preflight && res.status() == StatusCode::OK {
-            *res.status_mut() = StatusCode::NO_CONTENT;
-        }
-        // A same-origin request without `Origin` is the common case and has nothing to fix.
-        if *this.preflight || *this.cross_origin {
-            let headers = res.headers_mut();
-            if headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
-                if *this.preflight {
+        match self.project().kind.project() {
+            KindProj::Preflight { allowed } => {
+                let allowed = allowed.take().expect("future polled after completion");
+                let mut res = Response::new(ResBody::default());
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                let headers = res.headers_mut();
+                headers.insert(header::VARY, VARY_ORIGIN);
+                if let Some(origin) = allowed {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                     headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
                     headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS);
+                    headers.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
                 }
-            } else {
-                for name in &ALLOW_HEADER_NAMES {
-                    headers.remove(name);
+                Poll::Ready(Ok(res))
+            }
+            KindProj::Inner { inner, allowed } => {
+                let mut res = ready!(inner.poll(cx))?;
+                let headers = res.headers_mut();
+                headers.append(header::VARY, VARY_ORIGIN);
+                if let Some(origin) = allowed.take() {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                 }
+                Poll::Ready(Ok(res))
             }
         }
-        Poll::Ready(Ok(res))
     }
 }
 
@@ -445,5 +470,23 @@ mod tests {
             assert!(err.to_string().contains("invalid CORS origin"));
         }
         assert!(CorsLayer::from_origins(["http://localhost:3000", "https://[::1]:8443"]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn plain_options_without_preflight_headers_reaches_the_service() {
+        let res = app(&["https://a.example"])
+            .oneshot(Request::options("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        // The route has no OPTIONS handler: the router's 405, not a CORS answer.
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_no_allow_headers(&res);
+    }
+
+    #[tokio::test]
+    async fn clones_share_the_rules() {
+        let layer = CorsLayer::from_origins(["https://a.example"]).unwrap();
+        let clone = layer.clone();
+        assert!(Arc::ptr_eq(&layer.rules, &clone.rules));
     }
 }
