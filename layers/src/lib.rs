@@ -13,7 +13,7 @@
 //! | `request-id` | [`request_id`] | `X-Request-ID` kept or generated, echoed on the response |
 //! | `access-log` | [`access_log`] | one `tracing` event per request with status and latency |
 //! | `security-headers` | [`security_headers`] | the usual hardening headers, built once |
-//! | `cors` | [`cors`] | tower-http's CORS with an exact-origin list |
+//! | `cors` | [`cors`] | CORS from an exact-origin list, 204 preflights |
 //! | `timeout` | [`timeout`] | 408 JSON when a handler runs too long |
 //! | `catch-panic` | [`catch_panic`] | 500 JSON for a panicking handler; the message is logged, never sent |
 //! | `body-limit` | [`body_limit`] | 413 JSON for bodies over a limit |
