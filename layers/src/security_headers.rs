@@ -247,6 +247,8 @@ where
         let mut res = ready!(this.inner.poll(cx))?;
         if let Some(headers) = this.headers.take() {
             let map = res.headers_mut();
+            // One growth up front instead of a rehash partway through the inserts.
+            map.reserve(headers.len());
             for (name, value) in headers.iter() {
                 if let header::Entry::Vacant(slot) = map.entry(name) {
                     slot.insert(value.clone());
