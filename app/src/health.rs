@@ -60,7 +60,7 @@ async fn health(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
     let m = &state.metrics;
     // Figures that live elsewhere are copied in at scrape time rather than mirrored on every change.
     m.set_connections_from(&state.tracker);
@@ -69,15 +69,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .set(i64::try_from(state.chat.active_connections()).unwrap_or(i64::MAX));
     m.sse_subscribers()
         .set(i64::try_from(state.sse.active()).unwrap_or(i64::MAX));
+    // Prometheus asks for OpenMetrics in `Accept`; anyone else (curl, a script) gets the classic
+    // text format the contract names.
+    let open_metrics = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if open_metrics {
+        (crosscut::metrics::CONTENT_TYPE, m.render())
+    } else {
+        (
+            crosscut::metrics::PROMETHEUS_CONTENT_TYPE,
+            m.render_prometheus(),
+        )
+    };
     (
         [
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static(crosscut::metrics::CONTENT_TYPE),
-            ),
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        m.render(),
+        body,
     )
         .into_response()
 }

@@ -83,6 +83,9 @@ use tower_service::Service;
 /// The content type of [`Metrics::render`]'s output (OpenMetrics text, which Prometheus reads).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Content type of [`Metrics::render_prometheus`]: the classic Prometheus text format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Latency buckets in seconds: Prometheus's defaults, with two more below 5 ms because a fast API
 /// answers most requests there.
 const DURATION_BUCKETS: [f64; 13] = [
@@ -177,7 +180,7 @@ impl Collector for ExternalCollector {
         let active = ConstGauge::new(ext.connections_active.load(Ordering::Relaxed));
         active.encode(encoder.encode_descriptor(
             "http_connections_active",
-            "Open HTTP connections.",
+            "Open HTTP connections",
             None,
             active.metric_type(),
         )?)?;
@@ -185,14 +188,14 @@ impl Collector for ExternalCollector {
         let total = ConstCounter::new(ext.connections_total.load(Ordering::Relaxed));
         total.encode(encoder.encode_descriptor(
             "http_connections",
-            "HTTP connections accepted since start.",
+            "HTTP connections accepted since start",
             None,
             total.metric_type(),
         )?)?;
         let rss = ConstGauge::new(ext.resident_memory_bytes.load(Ordering::Relaxed));
         rss.encode(encoder.encode_descriptor(
             "process_resident_memory_bytes",
-            "Resident memory size of this process in bytes.",
+            "Resident memory size of this process in bytes",
             None,
             rss.metric_type(),
         )?)?;
@@ -234,37 +237,37 @@ impl Metrics {
         // Counters are registered without `_total`; the encoder adds it.
         registry.register(
             "http_requests",
-            "HTTP requests answered, by method, route template and status.",
+            "HTTP requests answered, by method, route template and status",
             requests.clone(),
         );
         let duration = Family::new_with_constructor(duration_histogram as fn() -> Histogram);
         registry.register(
             "http_request_duration_seconds",
-            "Time until the response head was ready, by method and route template.",
+            "Time until the response head was ready, by method and route template",
             duration.clone(),
         );
         let in_flight = Gauge::default();
         registry.register(
             "http_requests_in_flight",
-            "HTTP requests being handled.",
+            "HTTP requests being handled",
             in_flight.clone(),
         );
         let ws_connections = Gauge::default();
         registry.register(
             "ws_connections_active",
-            "Open WebSocket connections.",
+            "Open WebSocket connections",
             ws_connections.clone(),
         );
         let sse_subscribers = Gauge::default();
         registry.register(
             "sse_subscribers_active",
-            "Open Server-Sent Events streams.",
+            "Open Server-Sent Events streams",
             sse_subscribers.clone(),
         );
         let rate_limited = Counter::default();
         registry.register(
             "rate_limited",
-            "Requests refused by the rate limiter.",
+            "Requests refused by the rate limiter",
             rate_limited.clone(),
         );
         let external = Arc::new(External::default());
@@ -296,6 +299,15 @@ impl Metrics {
         // Writing into a `String` cannot fail, and every label value we encode is valid text.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
+    }
+
+    /// The metrics in the classic Prometheus text format (`text/plain; version=0.0.4`), for
+    /// clients that do not ask for OpenMetrics.
+    ///
+    /// The two formats share their sample lines; they differ in that OpenMetrics names a counter
+    /// family without its `_total` suffix in `# HELP`/`# TYPE` and ends with `# EOF`.
+    pub fn render_prometheus(&self) -> String {
+        to_prometheus_text(&self.render())
     }
 
     /// Sets `http_connections_active` and `http_connections_total`, e.g. from a connection
@@ -492,6 +504,40 @@ where
     }
 }
 
+/// OpenMetrics text to Prometheus 0.0.4 text: counter families get their `_total` name back in
+/// `# HELP` and `# TYPE`, and the `# EOF` and `# UNIT` lines go.
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let counters: Vec<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 16 * counters.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|rest| ("# HELP ", rest))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|rest| ("# TYPE ", rest)));
+        match meta {
+            Some((kind, rest)) => {
+                let name = rest.split(' ').next().unwrap_or("");
+                out.push_str(kind);
+                out.push_str(name);
+                if counters.contains(&name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                out.push_str(&rest[name.len()..]);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +683,25 @@ mod tests {
             m.render().contains("rate_limited_total 2"),
             "{}",
             m.render()
+        );
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_with_total_and_has_no_eof() {
+        let m = Metrics::new();
+        m.rate_limited().inc();
+        let text = m.render_prometheus();
+        assert!(
+            text.contains("# TYPE rate_limited_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP rate_limited_total Requests refused by the rate limiter.\n"));
+        assert!(text.contains("rate_limited_total 1\n"));
+        assert!(text.contains("# TYPE http_request_duration_seconds histogram\n"));
+        assert!(!text.contains("# EOF"));
+        assert!(
+            !text.contains(".."),
+            "help text ends with one period: {text}"
         );
     }
 }

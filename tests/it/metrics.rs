@@ -202,3 +202,37 @@ async fn two_servers_in_one_process_keep_separate_counts() {
     assert_eq!(value(&scrape(&a).await, series), Some(3.0));
     assert_eq!(value(&scrape(&b).await, series), Some(1.0));
 }
+
+#[tokio::test]
+async fn classic_text_by_default_and_openmetrics_when_asked() {
+    let server = crate::common::spawn_app().await;
+    let res = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE http_requests_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
+
+    let res = server
+        .client
+        .get(server.url("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(res.text().await.unwrap().ends_with("# EOF\n"));
+}
