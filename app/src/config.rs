@@ -47,6 +47,10 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Seconds between the server's WebSocket pings (not in the contract's list; contract value).
+    pub ws_ping_interval_secs: u64,
+    /// Seconds without a pong before a WebSocket is closed (not in the contract's list; contract value).
+    pub ws_pong_timeout_secs: u64,
 }
 
 /// How log lines are written.
@@ -76,6 +80,8 @@ impl Default for Config {
             expose_connection_headers: true,
             shutdown_grace_secs: 30,
             max_body_bytes: 1_048_576,
+            ws_ping_interval_secs: 30,
+            ws_pong_timeout_secs: 60,
         }
     }
 }
@@ -101,6 +107,8 @@ impl fmt::Debug for Config {
             .field("expose_connection_headers", &self.expose_connection_headers)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("ws_ping_interval_secs", &self.ws_ping_interval_secs)
+            .field("ws_pong_timeout_secs", &self.ws_pong_timeout_secs)
             .finish()
     }
 }
@@ -212,11 +220,17 @@ pub struct Flags {
     /// Largest request body in bytes [default: 1048576]
     #[arg(long, global = true)]
     pub max_body_bytes: Option<String>,
+    /// Seconds between WebSocket pings [default: 30]
+    #[arg(long, global = true)]
+    pub ws_ping_interval_secs: Option<String>,
+    /// Seconds without a pong before a WebSocket closes [default: 60]
+    #[arg(long, global = true)]
+    pub ws_pong_timeout_secs: Option<String>,
 }
 
 impl Flags {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 14] = [
+        let pairs: [(&'static str, &Option<String>); 16] = [
             ("host", &self.host),
             ("port", &self.port),
             ("max_connections", &self.max_connections),
@@ -231,6 +245,8 @@ impl Flags {
             ("expose_connection_headers", &self.expose_connection_headers),
             ("shutdown_grace_secs", &self.shutdown_grace_secs),
             ("max_body_bytes", &self.max_body_bytes),
+            ("ws_ping_interval_secs", &self.ws_ping_interval_secs),
+            ("ws_pong_timeout_secs", &self.ws_pong_timeout_secs),
         ];
         pairs
             .into_iter()
@@ -346,6 +362,18 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
+        }
+        if self.ws_ping_interval_secs == 0 {
+            return Err(ConfigError::new(
+                "ws_ping_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.ws_pong_timeout_secs <= self.ws_ping_interval_secs {
+            return Err(ConfigError::new(
+                "ws_pong_timeout_secs",
+                "must be longer than ws_ping_interval_secs",
+            ));
         }
         if self.cors_origins.is_empty() {
             return Err(ConfigError::new(

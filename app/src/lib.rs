@@ -97,6 +97,11 @@ impl AppState {
     /// State for `config`; starts the sampler, so it must run inside a tokio runtime.
     pub fn new(config: Config, shutdown: Shutdown) -> Self {
         let jwt = auth::server_keys(&config);
+        let chat_rules = chat::ConnectionRules {
+            ping_interval: Duration::from_secs(config.ws_ping_interval_secs.max(1)),
+            pong_timeout: Duration::from_secs(config.ws_pong_timeout_secs.max(2)),
+            ..chat::ConnectionRules::default()
+        };
         Self(Arc::new(Shared {
             config: Arc::new(config),
             store: api::store::Store::seeded(),
@@ -106,7 +111,7 @@ impl AppState {
             tracker: crosscut::connections::Tracker::new(),
             metrics: crosscut::metrics::Metrics::new(),
             // The same keys as the API, so the logged demo token works in the chat too.
-            chat: chat::Chat::new(Some(jwt)),
+            chat: chat::Chat::new(Some(jwt)).with_rules(chat_rules),
             sse: sse::SseGauge::new(),
         }))
     }

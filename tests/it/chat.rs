@@ -480,3 +480,77 @@ async fn idle_connection_memory() {
     drop(warm);
     assert!(per < 16 * 1024, "{per} bytes per idle connection");
 }
+
+/// A server whose keepalive runs in seconds rather than minutes.
+async fn spawn_fast_keepalive(pong_timeout_secs: u64) -> TestServer {
+    crate::common::spawn_with(crosscut_demo::Config {
+        ws_ping_interval_secs: 1,
+        ws_pong_timeout_secs: pong_timeout_secs,
+        ..crate::common::test_config()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_busy_room_still_gets_its_pings() {
+    let server = spawn_fast_keepalive(30).await;
+    let (mut reader, _) = connect(&server).await;
+    // Ten senders at 18 messages a second each (under the per-connection limit of 20) for 4 s,
+    // against a reader taking 50 frames a second: pings must keep flowing while the room is busy.
+    // (The starved case, a writer whose feed is never empty because the server is CPU-bound, as
+    // at 10,000 connections, is not reproducible here: the socket buffers absorb this backlog.
+    // The writer's select puts the ping first for that case.)
+    let flood = Duration::from_secs(4);
+    let mut senders = Vec::new();
+    for i in 0..10 {
+        let (ws, _) = connect(&server).await;
+        senders.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = ws.split();
+            let drain = tokio::spawn(async move { while rx.next().await.is_some() {} });
+            let end = Instant::now() + flood;
+            while Instant::now() < end {
+                let frame =
+                    json!({"username": format!("s{i}"), "content": "busy", "message_type": "Text"});
+                if tx.send(Message::text(frame.to_string())).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(55)).await;
+            }
+            drain.abort();
+        }));
+    }
+    let start = Instant::now();
+    let mut pings = 0;
+    // Slow during the flood, then fast for a moment to take in what the socket still holds.
+    while start.elapsed() < flood + Duration::from_millis(1500) {
+        match tokio::time::timeout(WAIT, reader.next())
+            .await
+            .expect("frames keep coming")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(frame))) => panic!("closed in a busy room: {frame:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("connection lost: {other:?}"),
+        }
+        if start.elapsed() < flood {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // One a second from t = 1 s: five sent in 5.5 s, allow one still in flight.
+    assert!(
+        pings >= 4,
+        "pings seen in 5.5 s with a 1 s interval: {pings}"
+    );
+    for s in senders {
+        s.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_closed() {
+    let server = spawn_fast_keepalive(2).await;
+    let (mut silent, _) = connect(&server).await;
+    // Not reading means tungstenite never sends the queued pongs.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(close_code(&mut silent).await, CloseCode::Policy);
+}
