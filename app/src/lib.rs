@@ -179,9 +179,6 @@ pub fn app(state: AppState) -> Router {
     let http = http.method_not_allowed_fallback(method_not_allowed).layer(
         ServiceBuilder::new()
             .layer(limiter.clone())
-            // The limiter answers with axum's `Body`; compression's body is boxed into one
-            // here instead of by the router, so it is boxed once either way.
-            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
             .layer(stack.http()),
     );
 

@@ -24,9 +24,9 @@
 //! - **cors** outside auth and rate limiting, so a preflight is never refused with 401 or 429 and a
 //!   browser can read the errors those layers answer;
 //! - **timeout** and **body_limit** only on plain HTTP routes: a WebSocket or an event stream must
-//!   outlive any request deadline. Compression sits outside them because they answer with axum's
-//!   `Body` and compression changes the body type; it only touches bodies on their way out, so
-//!   its place changes nothing else (a 408 or 413 body may be compressed, which is harmless).
+//!   outlive any request deadline. Compression sits outside them; it only touches bodies on their
+//!   way out, so its place changes nothing else (a 408 or 413 body may be compressed, which is
+//!   harmless).
 //!
 //! # Example
 //!
