@@ -264,6 +264,36 @@ impl Running {
     }
 }
 
+/// The listener the demo serves on: TCP_NODELAY on every accepted socket, open and total
+/// connections counted into `state.tracker`, and connections past `max_connections` answered 503
+/// `OVERLOADED` and closed.
+pub fn serving_listener(
+    listener: TcpListener,
+    state: &AppState,
+) -> impl axum::serve::Listener<
+    Addr = SocketAddr,
+    Io = crosscut::connections::TrackedIo<tokio::net::TcpStream>,
+> {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        // Responses are written whole; Nagle's delay only adds latency to small ones.
+        let _ = tcp.set_nodelay(true);
+    });
+    // The 503 is written before any HTTP layer runs, so it is given the same security headers
+    // and a request id here.
+    crosscut::connections::TrackedListener::new(
+        listener,
+        state.tracker.clone(),
+        state.config.max_connections,
+    )
+    .response_headers(
+        crosscut::security_headers::SecurityHeadersLayer::new()
+            .headers()
+            .iter()
+            .cloned(),
+    )
+    .with_request_ids()
+}
+
 /// Binds `config.host:config.port` and serves the demo until [`Running::stop`] or, with
 /// `on_signal`, SIGINT/SIGTERM.
 pub async fn spawn(config: Config, on_signal: bool) -> std::io::Result<Running> {
@@ -283,25 +313,7 @@ pub async fn spawn(config: Config, on_signal: bool) -> std::io::Result<Running> 
     let (tx, shutdown) = Shutdown::new();
     let state = AppState::new(config, shutdown);
     let router = app(state.clone());
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        // Responses are written whole; Nagle's delay only adds latency to small ones.
-        let _ = tcp.set_nodelay(true);
-    });
-    // Counts open/total connections and answers those past `max_connections` with 503 OVERLOADED.
-    // The 503 is written before any HTTP layer runs, so it is given the same security headers
-    // and a request id here.
-    let listener = crosscut::connections::TrackedListener::new(
-        listener,
-        state.tracker.clone(),
-        state.config.max_connections,
-    )
-    .response_headers(
-        crosscut::security_headers::SecurityHeadersLayer::new()
-            .headers()
-            .iter()
-            .cloned(),
-    )
-    .with_request_ids();
+    let listener = serving_listener(listener, &state);
 
     let stop = tx.clone();
     let mut stop_rx = tx.subscribe();
@@ -326,4 +338,35 @@ pub async fn spawn(config: Config, on_signal: bool) -> std::io::Result<Running> 
         shutdown: tx,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay_and_are_counted() {
+        let (_tx, shutdown) = Shutdown::new();
+        let state = AppState::new(
+            Config {
+                jwt_secret: Some("x".repeat(32)),
+                ..Config::default()
+            },
+            shutdown,
+        );
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let mut listener = serving_listener(tcp, &state);
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (io, peer) = listener.accept().await;
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(
+            io.get_ref().nodelay().unwrap(),
+            "TCP_NODELAY on the accepted socket"
+        );
+        assert_eq!(state.tracker.open_connections(), 1);
+        drop(io);
+        assert_eq!(state.tracker.open_connections(), 0);
+    }
 }
