@@ -46,12 +46,9 @@ fn token(config: &Config, sub: &str, perm: &str, ttl: u64) -> ExitCode {
 fn run(config: Config) -> ExitCode {
     // Log lines go through a background writer so a slow stdout never stalls a request; the guard
     // flushes what is queued when main returns.
-    // The background worker writes whatever lines have queued up and flushes when the queue is
-    // empty; behind a `BufWriter` a burst of lines is one system call instead of one per line.
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-        64 * 1024,
-        std::io::stdout(),
-    ));
+    // Log lines go to a buffer a background thread writes out a few times a second: a slow stdout
+    // never stalls a request, and a burst of lines costs one system call (see `log_writer`).
+    let (writer, _guard) = crosscut_demo::log_writer::batch_writer(std::io::stdout());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
