@@ -37,7 +37,9 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
+
+use crosscut_suite::ServerProcess;
 use std::time::{Duration, Instant};
 
 /// One server variant the benchmark starts.
@@ -167,7 +169,7 @@ fn free_port() -> u16 {
 
 /// A server process pinned to CPU 0.
 struct Running {
-    child: Child,
+    process: ServerProcess,
     addr: SocketAddr,
 }
 
@@ -198,10 +200,13 @@ impl Running {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut running = Self { child, addr };
+        let mut running = Self {
+            process: ServerProcess::new(child, Duration::from_secs(10)),
+            addr,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = running.child.try_wait() {
+            if let Some(status) = running.process.exited() {
                 return Err(format!(
                     "{} exited with {status}; see target/load/{}.stderr",
                     server.name, server.name
@@ -217,32 +222,11 @@ impl Running {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
-    /// SIGTERM (graceful), then SIGKILL after 10 s.
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
+        self.process.stop();
     }
 }
 

@@ -32,7 +32,9 @@
 //! ports enough for 10,000 connections from one address.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
+
+use crosscut_suite::ServerProcess;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,7 +113,7 @@ fn clock_ticks_per_sec() -> u64 {
 
 /// The demo, pinned to CPU 0.
 struct Demo {
-    child: Child,
+    process: ServerProcess,
     port: u16,
 }
 
@@ -136,10 +138,13 @@ impl Demo {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut demo = Self { child, port };
+        let mut demo = Self {
+            process: ServerProcess::new(child, Duration::from_secs(15)),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline || matches!(demo.child.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline || demo.process.exited().is_some() {
                 demo.stop();
                 return Err(format!("the demo did not start; see {}", log.display()));
             }
@@ -151,31 +156,11 @@ impl Demo {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
+        self.process.stop();
     }
 }
 
