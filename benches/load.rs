@@ -8,8 +8,8 @@
 //! LOAD_DURATION=3 LOAD_ROUNDS=1 cargo bench --bench load     # a quick look, about a minute
 //! ```
 //!
-//! It builds the three servers in release (`crosscut-demo --features test-hooks` and the root
-//! package's examples `bare` and `stock`, see `benches/servers/`), then, for each round, starts
+//! It builds the servers in release (`crosscut-demo --features test-hooks` and the root
+//! package's examples `bare`, `bare-headers` and `stock`, see `benches/servers/`), then, for each round, starts
 //! each server in turn (the order rotates every round) with `taskset -c 0`, warms it up for a
 //! second and drives `GET /api/v1/users` and `GET /__test/plaintext` at 64 and 512 connections
 //! with `taskset -c 1 wrk -t1 -cN -dDs --latency`. Servers:
@@ -17,6 +17,7 @@
 //! | name | what |
 //! |---|---|
 //! | `bare` | axum, the demo's handlers, no middleware |
+//! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the bytes alone cost |
 //! | `demo-log` | the demo, full stack, access log on (`RUST_LOG=info`, stdout to a file) |
 //! | `demo-nolog` | the demo, access log off (`RUST_LOG=warn`) |
 //! | `stock-log` | tower-http + tower_governor, `TraceLayer` at INFO to a file |
@@ -50,10 +51,16 @@ struct Server {
     demo: bool,
 }
 
-const SERVERS: [Server; 5] = [
+const SERVERS: [Server; 6] = [
     Server {
         name: "bare",
         bin: "examples/bare",
+        rust_log: "warn",
+        demo: false,
+    },
+    Server {
+        name: "bare-headers",
+        bin: "examples/bare-headers",
         rust_log: "warn",
         demo: false,
     },
@@ -143,6 +150,8 @@ fn build() -> Result<(), String> {
             "crosscut-suite",
             "--example",
             "bare",
+            "--example",
+            "bare-headers",
             "--example",
             "stock",
         ][..],

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod health;
+pub mod log_format;
 pub mod log_writer;
 pub mod sampler;
 pub mod server;

@@ -304,6 +304,7 @@ where
                 let open = counts.open_connections.load(Ordering::Relaxed) as u64;
                 let total = counts.total_requests.load(Ordering::Relaxed);
                 let headers = res.headers_mut();
+                crate::room::make_room(headers);
                 headers.insert(X_ACTIVE_CONNECTIONS, HeaderValue::from(open));
                 headers.insert(X_TOTAL_REQUESTS, HeaderValue::from(total));
             }

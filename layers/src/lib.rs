@@ -31,6 +31,15 @@ mod macros;
 
 pub mod error;
 
+#[cfg(any(
+    feature = "request-id",
+    feature = "security-headers",
+    feature = "cors",
+    feature = "rate-limit",
+    feature = "connections"
+))]
+mod room;
+
 #[cfg(feature = "access-log")]
 pub mod access_log;
 #[cfg(feature = "auth-jwt")]

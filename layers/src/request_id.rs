@@ -189,7 +189,9 @@ where
         if let Some(id) = this.id.take() {
             // Overwritten rather than kept: the response must name this request's id, whatever an
             // inner service copied from elsewhere.
-            res.headers_mut().insert(X_REQUEST_ID, id);
+            let headers = res.headers_mut();
+            crate::room::make_room(headers);
+            headers.insert(X_REQUEST_ID, id);
         }
         Poll::Ready(Ok(res))
     }

@@ -249,6 +249,7 @@ where
             let map = res.headers_mut();
             // One growth up front instead of a rehash partway through the inserts.
             map.reserve(headers.len());
+            crate::room::make_room(map);
             for (name, value) in headers.iter() {
                 if let header::Entry::Vacant(slot) = map.entry(name) {
                     slot.insert(value.clone());
