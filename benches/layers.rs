@@ -14,8 +14,8 @@
 //! iteration builds the request, runs it through the router and reads the response body to its
 //! end (compression and the tracking layer do their work while the body is read), so
 //! `layer - bare` is what the layer adds to one request. The access log runs with a fmt
-//! subscriber enabled at INFO writing to `std::io::sink()` through tracing-appender's
-//! non-blocking writer, as the demo logs.
+//! subscriber enabled at INFO writing to `std::io::sink()` through the demo's plain-text formatter
+//! and batched writer, as the demo logs to a file.
 //!
 //! At the end the bench prints each scenario's mean and its difference from `bare`, read back from
 //! criterion's `estimates.json` files of this run.
@@ -218,12 +218,15 @@ fn summary(names: &[&str], since: SystemTime) {
 }
 
 fn main() {
-    // The access log's subscriber: enabled at INFO, formatting every event, writing to a sink
-    // through the same non-blocking writer the demo uses. The guard flushes at the end.
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
+    // The access log's subscriber as the demo sets it up for a log file: enabled at INFO, every
+    // event formatted by the demo's plain-text formatter into its batched writer (here in front of
+    // a sink). The guard flushes at the end.
+    let (writer, _guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
         .with_writer(writer)
+        .with_ansi(false)
+        .event_format(crosscut_demo::log_format::PlainText)
         .init();
 
     let rt = tokio::runtime::Builder::new_current_thread()

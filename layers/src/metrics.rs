@@ -59,7 +59,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -128,6 +128,13 @@ impl Route {
             Self::Unmatched => "unmatched",
         }
     }
+
+    /// Equality that first compares where the text lives: every request to a route carries the
+    /// same shared template, so the bytes rarely need comparing.
+    fn same(&self, other: &Self) -> bool {
+        let (a, b) = (self.as_str(), other.as_str());
+        std::ptr::eq(a, b) || a == b
+    }
 }
 
 impl PartialEq for Route {
@@ -161,6 +168,18 @@ struct RequestLabels {
 struct RouteLabels {
     method: &'static str,
     route: Route,
+}
+
+impl RouteLabels {
+    fn same(&self, other: &Self) -> bool {
+        self.method == other.method && self.route.same(&other.route)
+    }
+}
+
+impl RequestLabels {
+    fn same(&self, other: &Self) -> bool {
+        self.status == other.status && self.method == other.method && self.route.same(&other.route)
+    }
 }
 
 /// Figures kept elsewhere, copied in by the application and encoded at scrape time.
@@ -406,8 +425,62 @@ impl<S> Layer<S> for MetricsLayer {
         RecordMetrics {
             inner,
             metrics: self.metrics.clone(),
+            handles: Arc::default(),
         }
     }
+}
+
+/// Most label sets a [`Handles`] cache keeps; further ones are looked up in the families.
+const CACHED_LABEL_SETS: usize = 32;
+
+/// The metric handles one layer instance has used, so a request finds its counter and histogram
+/// without hashing its labels into the families.
+///
+/// `Router::layer` builds one instance per route, so a cache holds the few method and status
+/// combinations of one route template and a lookup is a short scan that compares pointers. The
+/// handles share their state with the families' entries, which are never removed.
+#[derive(Debug, Default)]
+struct Handles {
+    durations: RwLock<Vec<(RouteLabels, Histogram)>>,
+    requests: RwLock<Vec<(RequestLabels, Counter)>>,
+}
+
+impl Handles {
+    fn duration(&self, metrics: &Inner, labels: &RouteLabels) -> Histogram {
+        cached(&self.durations, labels, RouteLabels::same, || {
+            metrics.duration.get_or_create(labels).clone()
+        })
+    }
+
+    fn requests(&self, metrics: &Inner, labels: &RequestLabels) -> Counter {
+        cached(&self.requests, labels, RequestLabels::same, || {
+            metrics.requests.get_or_create(labels).clone()
+        })
+    }
+}
+
+/// The handle cached for `labels`, or the family's (kept while the cache has room).
+fn cached<L: Clone, M: Clone>(
+    cache: &RwLock<Vec<(L, M)>>,
+    labels: &L,
+    same: fn(&L, &L) -> bool,
+    family: impl FnOnce() -> M,
+) -> M {
+    let found = cache
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(l, _)| same(l, labels))
+        .map(|(_, m)| m.clone());
+    if let Some(handle) = found {
+        return handle;
+    }
+    let handle = family();
+    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() < CACHED_LABEL_SETS && !cache.iter().any(|(l, _)| same(l, labels)) {
+        cache.push((labels.clone(), handle.clone()));
+    }
+    handle
 }
 
 /// Middleware that records each request's count, latency and in-flight state.
@@ -417,6 +490,7 @@ impl<S> Layer<S> for MetricsLayer {
 pub struct RecordMetrics<S> {
     inner: S,
     metrics: Metrics,
+    handles: Arc<Handles>,
 }
 
 impl<S> RecordMetrics<S> {
@@ -449,6 +523,7 @@ where
             inner: self.inner.call(req),
             state: Some(Pending {
                 metrics: self.metrics.inner.clone(),
+                handles: self.handles.clone(),
                 labels,
                 start: Instant::now(),
                 _in_flight: in_flight,
@@ -461,6 +536,7 @@ where
 #[derive(Debug)]
 struct Pending {
     metrics: Arc<Inner>,
+    handles: Arc<Handles>,
     labels: RouteLabels,
     start: Instant,
     // Dropped when the head is ready, or with the future if it never is.
@@ -487,13 +563,13 @@ where
         let result = ready!(this.inner.poll(cx));
         if let (Ok(res), Some(p)) = (&result, this.state.take()) {
             let elapsed = p.start.elapsed().as_secs_f64();
-            p.metrics.duration.get_or_create(&p.labels).observe(elapsed);
+            p.handles.duration(&p.metrics, &p.labels).observe(elapsed);
             let labels = RequestLabels {
                 method: p.labels.method,
                 route: p.labels.route,
                 status: res.status().as_u16(),
             };
-            p.metrics.requests.get_or_create(&labels).inc();
+            p.handles.requests(&p.metrics, &labels).inc();
             // Whichever layer refused the request, its answer carries the code: counting here
             // needs no hook in the rate limiter.
             if res.extensions().get::<ErrorCode>() == Some(&ErrorCode::RateLimit) {
@@ -544,7 +620,7 @@ mod tests {
     use axum::body::Body;
     use axum::routing::get;
     use axum::Router;
-    use tower::ServiceExt;
+    use tower::{ServiceBuilder, ServiceExt};
 
     fn app(metrics: &Metrics) -> Router {
         Router::new()
@@ -606,6 +682,42 @@ mod tests {
             text.contains(r#"method="OTHER",route="/users/{id}",status="405""#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn counts_stay_exact_past_the_handle_cache() {
+        // One layer around a service answering the status the path asks for: more label sets
+        // than one instance caches, each hit several times, some before the cache fills.
+        let metrics = Metrics::new();
+        let svc = ServiceBuilder::new().layer(metrics.layer()).service_fn(
+            |req: Request<Body>| async move {
+                let code: u16 = req.uri().path()[1..].parse().unwrap();
+                let mut res = Response::new(Body::empty());
+                *res.status_mut() = http::StatusCode::from_u16(code).unwrap();
+                Ok::<_, std::convert::Infallible>(res)
+            },
+        );
+        let statuses: Vec<u16> = (200..200 + 2 * CACHED_LABEL_SETS as u16).collect();
+        for round in 1..=3 {
+            for code in &statuses {
+                let req = Request::get(format!("/{code}"))
+                    .body(Body::empty())
+                    .unwrap();
+                assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), *code);
+            }
+            let text = metrics.render();
+            for code in &statuses {
+                let line = format!(
+                    r#"http_requests_total{{method="GET",route="unmatched",status="{code}"}} {round}"#
+                );
+                assert!(text.contains(&line), "{line} missing from\n{text}");
+            }
+            let count = format!(
+                r#"http_request_duration_seconds_count{{method="GET",route="unmatched"}} {}"#,
+                round * statuses.len()
+            );
+            assert!(text.contains(&count), "{count} missing");
+        }
     }
 
     #[tokio::test]

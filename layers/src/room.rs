@@ -33,7 +33,7 @@ mod tests {
         );
         make_room(&mut map);
         let capacity = map.capacity();
-        assert!(capacity >= 1 + STACK_HEADERS, "{capacity}");
+        assert!(capacity > STACK_HEADERS, "{capacity}");
         for i in 0..STACK_HEADERS {
             make_room(&mut map);
             let name = HeaderName::try_from(format!("x-h{i}")).unwrap();
