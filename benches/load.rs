@@ -9,10 +9,12 @@
 //! ```
 //!
 //! It builds the servers in release (`crosscut-demo --features test-hooks` and the root
-//! package's examples `bare`, `bare-headers` and `stock`, see `benches/servers/`), then, for each round, starts
-//! each server in turn (the order rotates every round) with `taskset -c 0`, warms it up for a
-//! second and drives `GET /api/v1/users` and `GET /__test/plaintext` at 64 and 512 connections
-//! with `taskset -c 1 wrk -t1 -cN -dDs --latency`. Servers:
+//! package's examples `bare`, `bare-headers` and `stock`, see `benches/servers/`), starts them all
+//! with `taskset -c 0` (each idle until its turn), checks every route answers 200, warms each up
+//! for a second, then drives `GET /api/v1/users` and `GET /__test/plaintext` at 64 and 512
+//! connections with `taskset -c 1 wrk -t1 -cN -dDs --latency`: per round, route and connection
+//! count, bare axum first and again after every other server (whose order rotates every round).
+//! Servers:
 //!
 //! | name | what |
 //! |---|---|
@@ -23,9 +25,10 @@
 //! | `stock-log` | tower-http + tower_governor, `TraceLayer` at INFO to a file |
 //! | `stock-nolog` | the same with `RUST_LOG=warn` |
 //!
-//! The table gives each server's median over the rounds of requests/s, p50 and p99, and its ratio
-//! to bare axum taken pair by pair (same round, route and connection count), then the median of
-//! those ratios: the machine's speed drifts between runs, paired ratios much less.
+//! The table gives each server's median over its runs of requests/s, p50 and p99, and its ratio to
+//! bare axum: each run against the mean of the bare runs just before and just after it, then the
+//! median of those ratios. The machine's speed drifts by tens of percent within minutes; a bare
+//! run seconds away drifts much less.
 //!
 //! Environment: `LOAD_DURATION` (seconds per wrk run, default 8), `LOAD_ROUNDS` (default 3),
 //! `LOAD_CONNS` (default `64,512`), `LOAD_SERVERS` (comma-separated names, default all),
@@ -102,6 +105,18 @@ struct Sample {
     p50_us: f64,
     p99_us: f64,
     bad: u64,
+}
+
+impl Sample {
+    /// The mean of two runs (error counts added).
+    fn mean(&self, other: &Self) -> Self {
+        Self {
+            rps: (self.rps + other.rps) / 2.0,
+            p50_us: (self.p50_us + other.p50_us) / 2.0,
+            p99_us: (self.p99_us + other.p99_us) / 2.0,
+            bad: self.bad + other.bad,
+        }
+    }
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -346,32 +361,29 @@ fn fmt_us(us: f64) -> String {
 
 type Key = (usize, u32, &'static str); // (route index, connections, server)
 
-fn report(results: &BTreeMap<Key, Vec<(usize, Sample)>>, rounds: usize, secs: u32) -> String {
+/// One measurement and the bare-axum baseline it is compared with: the mean of the bare runs
+/// just before and just after it (for bare itself, the run itself).
+#[derive(Debug, Clone, Copy)]
+struct Paired {
+    sample: Sample,
+    baseline: Sample,
+}
+
+fn report(results: &BTreeMap<Key, Vec<Paired>>, rounds: usize, secs: u32) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "wrk -t1, {secs} s per run, {rounds} round(s); medians over rounds; ratios are to bare \
-         axum in the same round, route and connection count (median of the per-round ratios)\n\n"
+        "wrk -t1, {secs} s per run, {rounds} round(s); medians over all runs; each run's ratio is to \
+         the mean of the bare axum runs just before and after it (median of those ratios)\n\n"
     ));
     out.push_str(
         "| route | conns | server | req/s | p50 | p99 | req/s ÷ bare | p50 ÷ bare | p99 ÷ bare | errors |\n",
     );
     out.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for ((route, conns, server), samples) in results {
-        let bare = results.get(&(*route, *conns, "bare"));
-        let paired = |f: fn(&Sample) -> f64| -> f64 {
-            let Some(bare) = bare else { return f64::NAN };
-            median(
-                samples
-                    .iter()
-                    .filter_map(|(round, s)| {
-                        bare.iter()
-                            .find(|(r, _)| r == round)
-                            .map(|(_, b)| f(s) / f(b))
-                    })
-                    .collect(),
-            )
+    for ((route, conns, server), runs) in results {
+        let paired = |f: fn(&Sample) -> f64| {
+            median(runs.iter().map(|p| f(&p.sample) / f(&p.baseline)).collect())
         };
-        let med = |f: fn(&Sample) -> f64| median(samples.iter().map(|(_, s)| f(s)).collect());
+        let med = |f: fn(&Sample) -> f64| median(runs.iter().map(|p| f(&p.sample)).collect());
         out.push_str(&format!(
             "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
             ROUTES[*route].1,
@@ -383,7 +395,7 @@ fn report(results: &BTreeMap<Key, Vec<(usize, Sample)>>, rounds: usize, secs: u3
             paired(|s| s.rps),
             paired(|s| s.p50_us),
             paired(|s| s.p99_us),
-            samples.iter().map(|(_, s)| s.bad).sum::<u64>(),
+            runs.iter().map(|p| p.sample.bad).sum::<u64>(),
         ));
     }
     out
@@ -442,85 +454,137 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let total = servers.len() * routes.len() * conns.len() * rounds;
+    // Bare axum runs before the first server and after each one.
+    let runs = (2 * servers.len() - 1) * routes.len() * conns.len() * rounds;
     eprintln!(
-        "load: {} servers x {} routes x {} connection counts x {rounds} rounds, {secs} s each: about {} s",
+        "load: {} servers x {} routes x {} connection counts x {rounds} rounds, bare between \
+         each, {secs} s each: about {} s",
         servers.len(),
         routes.len(),
         conns.len(),
-        total as u32 * (secs + 1) + (servers.len() * rounds) as u32 * 2
+        runs as u32 * (secs + 1) + servers.len() as u32 * 3
     );
 
-    let mut results: BTreeMap<Key, Vec<(usize, Sample)>> = BTreeMap::new();
+    // Every server starts once and stays up, idle until its turn: then each measurement can sit
+    // right between two runs of bare axum, and its ratio is to their mean. The machine's speed
+    // drifts by tens of percent within minutes; a bare run five seconds away drifts far less.
+    let mut running: Vec<(&Server, Running)> = Vec::new();
     let mut workers_seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for round in 0..rounds {
-        // Rotate the order every round so that no server always runs first or last.
-        let mut order = servers.clone();
-        order.rotate_left(round % servers.len());
-        for server in order {
-            let mut running = match Running::start(server, &release.join(server.bin), &logs) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("load: {e}");
+    for &server in &servers {
+        let r = match Running::start(server, &release.join(server.bin), &logs) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("load: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Sanity: every route answers 200 before anything is measured.
+        for &route in &routes {
+            match get(r.addr, ROUTES[route].1) {
+                Ok(res) if res.starts_with("HTTP/1.1 200") => {
+                    if route == routes[0] {
+                        let head = res.split("\r\n\r\n").next().unwrap_or("");
+                        eprintln!("load: {} answers:\n{head}\n", server.name);
+                    }
+                }
+                Ok(res) => {
+                    eprintln!(
+                        "load: {} {} answered:\n{}",
+                        server.name,
+                        ROUTES[route].1,
+                        res.lines().next().unwrap_or("")
+                    );
                     return ExitCode::FAILURE;
                 }
-            };
-            // Sanity: both routes answer 200 before anything is measured.
-            for &r in &routes {
-                match get(running.addr, ROUTES[r].1) {
-                    Ok(res) if res.starts_with("HTTP/1.1 200") => {
-                        if round == 0 && r == 0 {
-                            let head = res.split("\r\n\r\n").next().unwrap_or("");
-                            eprintln!("load: {} answers:\n{head}\n", server.name);
-                        }
-                    }
-                    Ok(res) => {
-                        eprintln!(
-                            "load: {} {} answered:\n{}",
-                            server.name,
-                            ROUTES[r].1,
-                            res.lines().next().unwrap_or("")
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                    Err(e) => {
-                        eprintln!("load: {} {}: {e}", server.name, ROUTES[r].1);
-                        return ExitCode::FAILURE;
-                    }
+                Err(e) => {
+                    eprintln!("load: {} {}: {e}", server.name, ROUTES[route].1);
+                    return ExitCode::FAILURE;
                 }
             }
-            let warm = format!("http://{}{}", running.addr, ROUTES[routes[0]].1);
-            let _ = wrk(&warm, 64, 1);
-            workers_seen.insert(server.name, tokio_workers(running.pid()));
-            for &r in &routes {
-                let url = format!("http://{}{}", running.addr, ROUTES[r].1);
-                for &c in &conns {
-                    match wrk(&url, c, secs) {
-                        Ok(s) => {
-                            eprintln!(
-                                "load: round {} {:<11} {:<18} c={c:<4} {:>9.0} req/s  p50 {:>9}  p99 {:>9}{}",
-                                round + 1,
-                                server.name,
-                                ROUTES[r].1,
-                                s.rps,
-                                fmt_us(s.p50_us),
-                                fmt_us(s.p99_us),
-                                if s.bad > 0 { format!("  ({} errors)", s.bad) } else { String::new() }
-                            );
-                            results
-                                .entry((r, c, server.name))
-                                .or_default()
-                                .push((round, s));
-                        }
-                        Err(e) => {
+        }
+        let warm = format!("http://{}{}", r.addr, ROUTES[routes[0]].1);
+        let _ = wrk(&warm, 64, 1);
+        workers_seen.insert(server.name, tokio_workers(r.pid()));
+        running.push((server, r));
+    }
+    let (bare_addr, others): (SocketAddr, Vec<(&Server, SocketAddr)>) = {
+        let bare = running
+            .iter()
+            .find(|(s, _)| s.name == "bare")
+            .map(|(_, r)| r.addr)
+            .expect("bare is always measured");
+        let others = running
+            .iter()
+            .filter(|(s, _)| s.name != "bare")
+            .map(|(s, r)| (*s, r.addr))
+            .collect();
+        (bare, others)
+    };
+
+    let mut results: BTreeMap<Key, Vec<Paired>> = BTreeMap::new();
+    for round in 0..rounds {
+        // Rotate the order every round so that no server always runs first or last.
+        let mut order = others.clone();
+        let len = order.len();
+        if len > 0 {
+            order.rotate_left(round % len);
+        }
+        for &r in &routes {
+            for &c in &conns {
+                let measure = |name: &str, addr: SocketAddr| -> Result<Sample, String> {
+                    let url = format!("http://{addr}{}", ROUTES[r].1);
+                    let s = wrk(&url, c, secs)?;
+                    eprintln!(
+                        "load: round {} {:<12} {:<18} c={c:<4} {:>9.0} req/s  p50 {:>9}  p99 {:>9}{}",
+                        round + 1,
+                        name,
+                        ROUTES[r].1,
+                        s.rps,
+                        fmt_us(s.p50_us),
+                        fmt_us(s.p99_us),
+                        if s.bad > 0 { format!("  ({} errors)", s.bad) } else { String::new() }
+                    );
+                    Ok(s)
+                };
+                let mut before = match measure("bare", bare_addr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("load: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                results.entry((r, c, "bare")).or_default().push(Paired {
+                    sample: before,
+                    baseline: before,
+                });
+                for &(server, addr) in &order {
+                    let sample = measure(server.name, addr);
+                    let after = measure("bare", bare_addr);
+                    let (sample, after) = match (sample, after) {
+                        (Ok(s), Ok(a)) => (s, a),
+                        (Err(e), _) | (_, Err(e)) => {
                             eprintln!("load: {e}");
                             return ExitCode::FAILURE;
                         }
-                    }
+                    };
+                    results.entry((r, c, "bare")).or_default().push(Paired {
+                        sample: after,
+                        baseline: after,
+                    });
+                    results
+                        .entry((r, c, server.name))
+                        .or_default()
+                        .push(Paired {
+                            sample,
+                            baseline: before.mean(&after),
+                        });
+                    before = after;
                 }
             }
-            running.stop();
         }
+    }
+    for (_, mut r) in running {
+        r.stop();
     }
 
     let mut table = report(&results, rounds, secs);
