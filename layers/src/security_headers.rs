@@ -247,9 +247,10 @@ where
         let mut res = ready!(this.inner.poll(cx))?;
         if let Some(headers) = this.headers.take() {
             let map = res.headers_mut();
-            // One growth up front instead of a rehash partway through the inserts.
-            map.reserve(headers.len());
+            // One growth up front, sized for the whole stack, instead of rehashes partway
+            // through the inserts; the reserve only matters for a policy of many more headers.
             crate::room::make_room(map);
+            map.reserve(headers.len());
             for (name, value) in headers.iter() {
                 if let header::Entry::Vacant(slot) = map.entry(name) {
                     slot.insert(value.clone());
