@@ -18,11 +18,17 @@
 //! and batched writer, as the demo logs to a file.
 //!
 //! At the end the bench prints each scenario's mean and its difference from `bare`, read back from
-//! criterion's `estimates.json` files of this run.
+//! criterion's `estimates.json` files of this run. Then a paired pass measures the same
+//! differences in a way the machine's drift cannot fake: for each layer, `LAYERS_PAIRED_ROUNDS`
+//! rounds (default 41; 0 skips the pass) each time a batch of 2,000 requests through `bare` and
+//! a batch through the layer back to back (alternating which goes first), and the table gives the
+//! median of the per-round differences with its interquartile range. Criterion measures each
+//! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
+//! moves by more than a layer costs between them; two batches a few milliseconds apart do not.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -45,6 +51,7 @@ use crosscut::timeout::TimeoutLayer;
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
+use tower::layer::util::Identity;
 use tower::ServiceExt;
 
 const GROUP: &str = "layers";
@@ -111,6 +118,9 @@ fn scenarios() -> Vec<(&'static str, Router, bool)> {
 
     vec![
         ("bare", routes(), false),
+        // What any `Router::layer` call costs before the layer does anything: axum boxes the
+        // route once more, clones that box for every request and boxes its future.
+        ("noop_layer", routes().layer(Identity::new()), false),
         ("request_id", routes().layer(RequestIdLayer::new()), false),
         ("access_log", routes().layer(AccessLogLayer::new()), false),
         (
@@ -157,12 +167,17 @@ fn scenarios() -> Vec<(&'static str, Router, bool)> {
     ]
 }
 
-fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+/// `Bearer <token>` for a day-long HS256 token signed with [`SECRET`].
+fn bearer() -> HeaderValue {
     let keys = JwtKeys::hs256(SECRET).expect("valid secret");
     let token = keys
         .issue("bench", ["read", "write"], Duration::from_secs(24 * 3600))
         .expect("token");
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    HeaderValue::from_str(&format!("Bearer {token}")).expect("header value")
+}
+
+fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let bearer = bearer();
 
     // Built inside the runtime: some layers start background tasks on first use.
     let scenarios = rt.block_on(async { scenarios() });
@@ -217,6 +232,71 @@ fn summary(names: &[&str], since: SystemTime) {
     }
 }
 
+/// Nanoseconds per request of `n` requests through `app`.
+fn batch(
+    rt: &tokio::runtime::Runtime,
+    app: &Router,
+    bearer: &HeaderValue,
+    gzip: bool,
+    n: u32,
+) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(call(app.clone(), request(bearer, gzip)).await);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(n)
+    })
+}
+
+/// The `q` quantile (0 to 1) of `sorted`, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+/// Each layer against `bare` in interleaved batches; prints the median difference per request.
+fn paired(rt: &tokio::runtime::Runtime, bearer: &HeaderValue, filter: Option<&str>, rounds: usize) {
+    const BATCH: u32 = 2_000;
+    let scenarios = rt.block_on(async { scenarios() });
+    let (bare_name, bare, _) = &scenarios[0];
+    assert_eq!(*bare_name, "bare");
+    println!(
+        "\npaired per-layer cost: {rounds} rounds of {BATCH} requests through bare and through the \
+         layer back to back; + ns per request"
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>10}",
+        "scenario", "median", "p25", "p75"
+    );
+    for (name, app, gzip) in &scenarios[1..] {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        // Warm both up so that the first round does not pay for cold caches.
+        batch(rt, bare, bearer, *gzip, BATCH);
+        batch(rt, app, bearer, *gzip, BATCH);
+        let mut diffs: Vec<f64> = (0..rounds)
+            .map(|round| {
+                if round % 2 == 0 {
+                    let b = batch(rt, bare, bearer, *gzip, BATCH);
+                    batch(rt, app, bearer, *gzip, BATCH) - b
+                } else {
+                    let l = batch(rt, app, bearer, *gzip, BATCH);
+                    l - batch(rt, bare, bearer, *gzip, BATCH)
+                }
+            })
+            .collect();
+        diffs.sort_by(f64::total_cmp);
+        println!(
+            "{name:<22} {:>+10.0} {:>+10.0} {:>+10.0}",
+            quantile(&diffs, 0.5),
+            quantile(&diffs, 0.25),
+            quantile(&diffs, 0.75)
+        );
+    }
+}
+
 fn main() {
     // The access log's subscriber as the demo sets it up for a log file: enabled at INFO, every
     // event formatted by the demo's plain-text formatter into its batched writer (here in front of
@@ -248,4 +328,16 @@ fn main() {
         .map(|(n, _, _)| n)
         .collect();
     summary(&names, since);
+
+    let rounds: usize = std::env::var("LAYERS_PAIRED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41);
+    // The positional argument criterion reads as its filter (`cargo bench --bench layers -- cors`).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let profiling = std::env::args().any(|a| a == "--profile-time" || a == "--list");
+    if rounds > 0 && !profiling {
+        let bearer = bearer();
+        paired(&rt, &bearer, filter.as_deref(), rounds);
+    }
 }

@@ -304,7 +304,7 @@ where
                 let open = counts.open_connections.load(Ordering::Relaxed) as u64;
                 let total = counts.total_requests.load(Ordering::Relaxed);
                 let headers = res.headers_mut();
-                crate::room::make_room(headers);
+                crate::room::make_room(headers, 2);
                 headers.insert(X_ACTIVE_CONNECTIONS, HeaderValue::from(open));
                 headers.insert(X_TOTAL_REQUESTS, HeaderValue::from(total));
             }

@@ -306,7 +306,7 @@ where
                 let mut res = Response::new(ResBody::default());
                 *res.status_mut() = StatusCode::NO_CONTENT;
                 let headers = res.headers_mut();
-                crate::room::make_room(headers);
+                crate::room::make_room(headers, 5);
                 headers.insert(header::VARY, VARY_ORIGIN);
                 if let Some(origin) = allowed {
                     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

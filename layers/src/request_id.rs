@@ -190,7 +190,7 @@ where
             // Overwritten rather than kept: the response must name this request's id, whatever an
             // inner service copied from elsewhere.
             let headers = res.headers_mut();
-            crate::room::make_room(headers);
+            crate::room::make_room(headers, 1);
             headers.insert(X_REQUEST_ID, id);
         }
         Poll::Ready(Ok(res))

@@ -247,10 +247,8 @@ where
         let mut res = ready!(this.inner.poll(cx))?;
         if let Some(headers) = this.headers.take() {
             let map = res.headers_mut();
-            // One growth up front, sized for the whole stack, instead of rehashes partway
-            // through the inserts; the reserve only matters for a policy of many more headers.
-            crate::room::make_room(map);
-            map.reserve(headers.len());
+            // At most one growth up front instead of rehashes partway through the inserts.
+            crate::room::make_room(map, headers.len());
             for (name, value) in headers.iter() {
                 if let header::Entry::Vacant(slot) = map.entry(name) {
                     slot.insert(value.clone());

@@ -47,7 +47,7 @@ impl Values {
 
     /// Writes the four RateLimit fields.
     pub(super) fn write(&self, headers: &mut HeaderMap, remaining: u32, reset_secs: u64) {
-        crate::room::make_room(headers);
+        crate::room::make_room(headers, 4);
         headers.insert(RATELIMIT_LIMIT.clone(), self.limit.clone());
         headers.insert(
             RATELIMIT_REMAINING.clone(),
