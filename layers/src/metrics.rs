@@ -424,8 +424,11 @@ impl<S> Layer<S> for MetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RecordMetrics {
             inner,
-            metrics: self.metrics.clone(),
-            handles: Arc::default(),
+            handles: Arc::new(Handles {
+                metrics: Arc::clone(&self.metrics.inner),
+                durations: RwLock::default(),
+                requests: RwLock::default(),
+            }),
         }
     }
 }
@@ -438,49 +441,61 @@ const CACHED_LABEL_SETS: usize = 32;
 ///
 /// `Router::layer` builds one instance per route, so a cache holds the few method and status
 /// combinations of one route template and a lookup is a short scan that compares pointers. The
-/// handles share their state with the families' entries, which are never removed.
-#[derive(Debug, Default)]
+/// handles share their state with the families' entries, which are never removed; a request
+/// records through the cached handle in place, without cloning it.
+#[derive(Debug)]
 struct Handles {
+    metrics: Arc<Inner>,
     durations: RwLock<Vec<(RouteLabels, Histogram)>>,
     requests: RwLock<Vec<(RequestLabels, Counter)>>,
 }
 
 impl Handles {
-    fn duration(&self, metrics: &Inner, labels: &RouteLabels) -> Histogram {
-        cached(&self.durations, labels, RouteLabels::same, || {
-            metrics.duration.get_or_create(labels).clone()
-        })
+    fn observe(&self, labels: &RouteLabels, secs: f64) {
+        with_cached(
+            &self.durations,
+            labels,
+            RouteLabels::same,
+            || self.metrics.duration.get_or_create(labels).clone(),
+            |h| h.observe(secs),
+        );
     }
 
-    fn requests(&self, metrics: &Inner, labels: &RequestLabels) -> Counter {
-        cached(&self.requests, labels, RequestLabels::same, || {
-            metrics.requests.get_or_create(labels).clone()
-        })
+    fn count(&self, labels: &RequestLabels) {
+        with_cached(
+            &self.requests,
+            labels,
+            RequestLabels::same,
+            || self.metrics.requests.get_or_create(labels).clone(),
+            |c| {
+                c.inc();
+            },
+        );
     }
 }
 
-/// The handle cached for `labels`, or the family's (kept while the cache has room).
-fn cached<L: Clone, M: Clone>(
+/// Runs `record` on the handle cached for `labels`, or on the family's (kept while the cache has
+/// room).
+fn with_cached<L: Clone, M: Clone>(
     cache: &RwLock<Vec<(L, M)>>,
     labels: &L,
     same: fn(&L, &L) -> bool,
     family: impl FnOnce() -> M,
-) -> M {
-    let found = cache
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .find(|(l, _)| same(l, labels))
-        .map(|(_, m)| m.clone());
-    if let Some(handle) = found {
-        return handle;
+    record: impl Fn(&M),
+) {
+    {
+        let cached = cache.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, handle)) = cached.iter().find(|(l, _)| same(l, labels)) {
+            record(handle);
+            return;
+        }
     }
     let handle = family();
+    record(&handle);
     let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
     if cache.len() < CACHED_LABEL_SETS && !cache.iter().any(|(l, _)| same(l, labels)) {
-        cache.push((labels.clone(), handle.clone()));
+        cache.push((labels.clone(), handle));
     }
-    handle
 }
 
 /// Middleware that records each request's count, latency and in-flight state.
@@ -489,7 +504,6 @@ fn cached<L: Clone, M: Clone>(
 #[derive(Debug, Clone)]
 pub struct RecordMetrics<S> {
     inner: S,
-    metrics: Metrics,
     handles: Arc<Handles>,
 }
 
@@ -518,15 +532,13 @@ where
             method: method_label(req.method()),
             route,
         };
-        let in_flight = GaugeGuard::new(self.metrics.inner.in_flight.clone());
+        let handles = InFlight::new(Arc::clone(&self.handles));
         ResponseFuture {
             inner: self.inner.call(req),
             state: Some(Pending {
-                metrics: self.metrics.inner.clone(),
-                handles: self.handles.clone(),
+                handles,
                 labels,
                 start: Instant::now(),
-                _in_flight: in_flight,
             }),
         }
     }
@@ -535,12 +547,27 @@ where
 /// What a response future needs to record once the head is ready.
 #[derive(Debug)]
 struct Pending {
-    metrics: Arc<Inner>,
-    handles: Arc<Handles>,
+    // Dropped when the head is ready, or with the future if it never is.
+    handles: InFlight,
     labels: RouteLabels,
     start: Instant,
-    // Dropped when the head is ready, or with the future if it never is.
-    _in_flight: GaugeGuard,
+}
+
+/// The layer's handles, holding one request in the in-flight gauge until dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Handles>);
+
+impl InFlight {
+    fn new(handles: Arc<Handles>) -> Self {
+        handles.metrics.in_flight.inc();
+        Self(handles)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
 }
 
 pin_project! {
@@ -562,18 +589,17 @@ where
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
         if let (Ok(res), Some(p)) = (&result, this.state.take()) {
-            let elapsed = p.start.elapsed().as_secs_f64();
-            p.handles.duration(&p.metrics, &p.labels).observe(elapsed);
-            let labels = RequestLabels {
+            let handles = &p.handles.0;
+            handles.observe(&p.labels, p.start.elapsed().as_secs_f64());
+            handles.count(&RequestLabels {
                 method: p.labels.method,
                 route: p.labels.route,
                 status: res.status().as_u16(),
-            };
-            p.handles.requests(&p.metrics, &labels).inc();
+            });
             // Whichever layer refused the request, its answer carries the code: counting here
             // needs no hook in the rate limiter.
             if res.extensions().get::<ErrorCode>() == Some(&ErrorCode::RateLimit) {
-                p.metrics.rate_limited.inc();
+                handles.metrics.rate_limited.inc();
             }
         }
         Poll::Ready(result)
