@@ -19,12 +19,13 @@
 //!
 //! At the end the bench prints each scenario's mean and its difference from `bare`, read back from
 //! criterion's `estimates.json` files of this run. Then a paired pass measures the same
-//! differences in a way the machine's drift cannot fake: for each layer, `LAYERS_PAIRED_ROUNDS`
+//! differences with the machine's drift paired out: for each layer, `LAYERS_PAIRED_ROUNDS`
 //! rounds (default 41; 0 skips the pass) each time a batch of 2,000 requests through `bare` and
 //! a batch through the layer back to back (alternating which goes first), and the table gives the
 //! median of the per-round differences with its interquartile range. Criterion measures each
 //! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
-//! moves by more than a layer costs between them; two batches a few milliseconds apart do not.
+//! moves by more than a layer costs between them; two batches a few milliseconds apart move
+//! together (a machine slower as a whole still scales both, so compare runs row by row).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
