@@ -483,18 +483,22 @@ fn with_cached<L: Clone, M: Clone>(
     family: impl FnOnce() -> M,
     record: impl Fn(&M),
 ) {
-    {
+    let full = {
         let cached = cache.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, handle)) = cached.iter().find(|(l, _)| same(l, labels)) {
             record(handle);
             return;
         }
-    }
+        cached.len() >= CACHED_LABEL_SETS
+    };
     let handle = family();
     record(&handle);
-    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
-    if cache.len() < CACHED_LABEL_SETS && !cache.iter().any(|(l, _)| same(l, labels)) {
-        cache.push((labels.clone(), handle));
+    // A full cache stays as it is, and requests past it never queue on its write lock.
+    if !full {
+        let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < CACHED_LABEL_SETS && !cache.iter().any(|(l, _)| same(l, labels)) {
+            cache.push((labels.clone(), handle));
+        }
     }
 }
 
