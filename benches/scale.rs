@@ -20,7 +20,7 @@
 //!    over all clients (measured at the clients, so it includes the client's own reading).
 //! 2. **SSE.** Starts a fresh demo, opens N `/sse/metrics` streams (default interval 1 s), lets
 //!    them run, and reports `VmRSS` per subscriber, the server's CPU use (utime + stime from
-//!    `/proc/<pid>/stat`) over a `SCALE_SSE_SECS` window (default 10 s), the events received, and
+//!    `/proc/<pid>/stat`) over a `SCALE_SSE_SECS` window (default 10 s; 0 skips this phase), the events received, and
 //!    how many distinct samples one subscriber saw (the sampler keeps scanning once a second).
 //!
 //! Connecting is slow on purpose of the contract, not of the bench: each join notice goes to every
@@ -318,15 +318,25 @@ async fn ws_phase(bin: &Path, logs: &Path, n: usize, broadcasts: u32) -> Result<
     .await;
     let mut sends = Vec::new();
     let mut lines = Vec::new();
+    // CPU time each side spent on each broadcast (both are idle otherwise): whichever is close
+    // to the broadcast's duration is the one that sets it.
+    let mut cpu = Vec::new();
+    let tick_ms = 1000.0 / clock_ticks_per_sec() as f64;
+    let me = std::process::id();
     for k in 0..broadcasts {
         let text =
             format!(r#"{{"username":"bench","content":"bench-mark-{k} ","message_type":"Text"}}"#);
+        let (server0, client0) = (cpu_ticks(pid), cpu_ticks(me));
         let at = shared.base.elapsed().as_nanos() as u64;
         sink.send(Message::text(text))
             .await
             .map_err(|e| format!("send: {e}"))?;
         sends.push(at);
         tokio::time::sleep(Duration::from_secs(2)).await;
+        cpu.push((
+            (cpu_ticks(pid) - server0) as f64 * tick_ms,
+            (cpu_ticks(me) - client0) as f64 * tick_ms,
+        ));
     }
     wait_quiet(
         &shared.frames,
@@ -349,13 +359,15 @@ async fn ws_phase(bin: &Path, logs: &Path, n: usize, broadcasts: u32) -> Result<
             percentile(&ms, 0.99),
             percentile(&ms, 1.0),
         );
+        let (server_ms, client_ms) = cpu[k];
         eprintln!(
-            "scale: broadcast {}: reached {}/{open} clients; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+            "scale: broadcast {}: reached {}/{open} clients; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; \
+             CPU server {server_ms:.0} ms, client {client_ms:.0} ms",
             k + 1,
             ms.len()
         );
         lines.push(format!(
-            "| {} | {}/{open} | {p50:.1} ms | {p99:.1} ms | {max:.1} ms |",
+            "| {} | {}/{open} | {p50:.1} ms | {p99:.1} ms | {max:.1} ms | {server_ms:.0} ms | {client_ms:.0} ms |",
             k + 1,
             ms.len()
         ));
@@ -376,7 +388,7 @@ async fn ws_phase(bin: &Path, logs: &Path, n: usize, broadcasts: u32) -> Result<
          | **RSS per connection** | **{:.1} KiB** |\n\
          | broadcast to all, p50 (median of {broadcasts}) | {:.1} ms |\n\
          | broadcast to all, p99 (median of {broadcasts}) | {:.1} ms |\n\n\
-         | broadcast | reached | p50 | p99 | max |\n|---:|---:|---:|---:|---:|\n{}\n",
+         | broadcast | reached | p50 | p99 | max | server CPU | client CPU |\n|---:|---:|---:|---:|---:|---:|---:|\n{}\n",
         failed.load(Ordering::Relaxed),
         mib(before as f64),
         mib(after as f64),
@@ -605,7 +617,9 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         let mut out = String::new();
         out.push_str(&ws_phase(&bin, &logs, n, broadcasts).await?);
-        out.push_str(&sse_phase(&bin, &logs, n, window).await?);
+        if window > 0 {
+            out.push_str(&sse_phase(&bin, &logs, n, window).await?);
+        }
         Ok::<_, String>(out)
     });
     match result {

@@ -19,7 +19,7 @@ pub struct Sample {
     pub memory_total: u64,
     /// System memory available to new allocations, bytes.
     pub memory_available: u64,
-    /// Number of processes on the system.
+    /// Number of processes on the system (threads not counted, as `ps -e` counts).
     pub process_count: usize,
     /// This server's resident set size, bytes.
     pub process_rss_bytes: u64,
@@ -72,28 +72,49 @@ impl Probe {
         self.sys
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_cpu_usage();
-        // A full process scan is what `process_count` needs; it happens once a period, never per
-        // request, which is the point of the sampler.
-        self.sys.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing().with_memory(),
-        );
+        // Counting the numeric entries of /proc is all `process_count` needs. sysinfo's process
+        // refresh reads two or three files of every process to get there: 2.8 ms per sample with
+        // 69 processes here (65 µs for the directory listing), on the server's own core, where a
+        // scan landing in a 10,000-client broadcast delayed it by as much. The full scan remains
+        // for systems without procfs.
+        let (process_count, process_rss_bytes) = match (proc_count(), current_rss_bytes()) {
+            (Some(count), rss) if rss > 0 => (count, rss),
+            _ => {
+                self.sys.refresh_processes_specifics(
+                    ProcessesToUpdate::All,
+                    true,
+                    ProcessRefreshKind::nothing().with_memory(),
+                );
+                let rss = self.sys.process(self.pid).map_or(0, |p| p.memory());
+                (self.sys.processes().len(), rss)
+            }
+        };
         self.seq += 1;
         Sample {
             cpu_usage: self.sys.global_cpu_usage(),
             memory_used: self.sys.used_memory(),
             memory_total: self.sys.total_memory(),
             memory_available: self.sys.available_memory(),
-            process_count: self.sys.processes().len(),
-            process_rss_bytes: self
-                .sys
-                .process(self.pid)
-                .map(|p| p.memory())
-                .unwrap_or_else(current_rss_bytes),
+            process_count,
+            process_rss_bytes,
             seq: self.seq,
         }
     }
+}
+
+/// Processes on the system: the numeric entries of `/proc` (threads live under each process's
+/// `task/` and are not counted). `None` where there is no procfs.
+fn proc_count() -> Option<usize> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let count = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+        })
+        .count();
+    (count > 0).then_some(count)
 }
 
 /// This process's resident set size (`VmRSS` of `/proc/self/status`), for callers that need the
@@ -182,5 +203,36 @@ mod tests {
     #[test]
     fn statm_rss_is_nonzero_on_linux() {
         assert!(current_rss_bytes() > 0);
+    }
+
+    #[test]
+    fn process_count_agrees_with_sysinfo() {
+        let mut sys = System::new();
+        sys.refresh_processes(ProcessesToUpdate::All, true);
+        let ours = proc_count().expect("procfs on Linux");
+        // sysinfo lists user threads as processes too; `ps -e` counts the others.
+        let theirs = sys
+            .processes()
+            .values()
+            .filter(|p| p.thread_kind() != Some(sysinfo::ThreadKind::Userland))
+            .count();
+        // Processes may start or end between the two scans.
+        assert!(ours.abs_diff(theirs) <= 5, "ours {ours}, sysinfo {theirs}");
+        let own = Pid::from_u32(std::process::id());
+        assert!(sys.process(own).is_some());
+    }
+
+    #[test]
+    fn a_sample_is_cheap() {
+        let mut probe = Probe::new();
+        probe.sample();
+        let t = Instant::now();
+        for _ in 0..10 {
+            probe.sample();
+        }
+        let each = t.elapsed() / 10;
+        // A generous bound (a debug build on a loaded machine); the release figure is about
+        // 0.2 ms. The old full process scan took 2.8 ms in release.
+        assert!(each < Duration::from_millis(50), "{each:?}");
     }
 }
