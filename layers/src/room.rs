@@ -5,7 +5,7 @@ use http::HeaderMap;
 /// Headers the crosscut layers may add to one response between them (nine security headers, four
 /// RateLimit fields, two connection counters, the request id, up to four CORS fields) and then
 /// some.
-const STACK_HEADERS: usize = 20;
+pub(crate) const STACK_HEADERS: usize = 20;
 
 /// Makes room for `additional` more headers; when that takes a growth, grows once to hold every
 /// header the stack adds.

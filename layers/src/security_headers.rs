@@ -14,10 +14,13 @@
 //! | `Cross-Origin-Resource-Policy` | `same-origin` |
 //! | `X-Permitted-Cross-Domain-Policies` | `none` |
 //!
-//! Values are parsed once, when the layer is built, and shared by every clone; per response the
-//! layer only looks each header up and clones a static value into the map when it is missing. A
-//! header the handler already set is kept, so a route can loosen its own policy (a page with a
-//! different CSP, an embeddable widget without `X-Frame-Options`).
+//! Values are parsed once, when the layer is built, into a ready-made header map shared by every
+//! clone. A response with few headers of its own (the usual case) gets a copy of that map with
+//! its own headers put back over it, which cost 650 to 900 ns less per response in
+//! `benches/layers.rs` than looking up and inserting the nine headers one by one (what the layer
+//! still does for responses with many headers). A header the handler already set is kept, so a
+//! route can loosen its own policy (a page with a different CSP, an embeddable widget without
+//! `X-Frame-Options`).
 //!
 //! Put this layer outside every layer that can answer on its own (timeout, body limit, auth, rate
 //! limit, panic catching), so their 4xx/5xx answers carry the headers too.
@@ -48,6 +51,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::header::{self, HeaderName, HeaderValue};
+use http::HeaderMap;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -104,7 +108,71 @@ fn defaults() -> Vec<(HeaderName, HeaderValue)> {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SecurityHeadersLayer {
-    headers: Arc<[(HeaderName, HeaderValue)]>,
+    headers: Arc<Headers>,
+}
+
+/// The configured headers, as a list and as a ready-made map.
+#[derive(Debug)]
+struct Headers {
+    list: Box<[(HeaderName, HeaderValue)]>,
+    /// The same headers in a map with room for the rest of the stack's: copied whole into a
+    /// response that has few headers of its own.
+    template: HeaderMap,
+}
+
+/// A response with at most this many headers of its own gets a copy of the template with its
+/// own headers put back over it; one with more gets the missing headers inserted one by one.
+///
+/// Copying the prepared map is one allocation of a right-sized map and a copy of its entries;
+/// inserting nine headers hashes and probes nine times, and first grows the handler's map (sized
+/// for a few headers) once. Timed per response (release build, best of five rounds of 200,000,
+/// `cargo test --release -p crosscut --all-features --lib reinsert_threshold -- --ignored
+/// --nocapture`): with 1 own header 315 ns against 757, with 5 675 against 841, with 8 950
+/// against 1,024, with 9 1,032 against 997, with 10 1,556 against 1,381.
+const REINSERT_MAX: usize = 8;
+
+impl Headers {
+    fn new(list: Vec<(HeaderName, HeaderValue)>) -> Self {
+        let mut template = HeaderMap::with_capacity(list.len() + crate::room::STACK_HEADERS);
+        for (name, value) in &list {
+            template.insert(name.clone(), value.clone());
+        }
+        Self {
+            list: list.into_boxed_slice(),
+            template,
+        }
+    }
+
+    /// Adds every configured header `map` does not have yet.
+    fn apply(&self, map: &mut HeaderMap) {
+        if map.len() <= REINSERT_MAX {
+            let own = std::mem::replace(map, self.template.clone());
+            // The response's own values replace the template's: a header the handler set wins.
+            let mut last: Option<HeaderName> = None;
+            for (name, value) in own {
+                match name {
+                    Some(name) => {
+                        map.insert(name.clone(), value);
+                        last = Some(name);
+                    }
+                    // A further value of the header just inserted.
+                    None => {
+                        if let Some(name) = &last {
+                            map.append(name, value);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        // At most one growth up front instead of rehashes partway through the inserts.
+        crate::room::make_room(map, self.list.len());
+        for (name, value) in self.list.iter() {
+            if let header::Entry::Vacant(slot) = map.entry(name) {
+                slot.insert(value.clone());
+            }
+        }
+    }
 }
 
 impl SecurityHeadersLayer {
@@ -133,7 +201,7 @@ impl SecurityHeadersLayer {
 
     /// The headers this layer adds, in the order it adds them.
     pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.headers
+        &self.headers.list
     }
 }
 
@@ -189,7 +257,7 @@ impl SecurityHeadersBuilder {
     /// The layer.
     pub fn build(self) -> SecurityHeadersLayer {
         SecurityHeadersLayer {
-            headers: self.headers.into(),
+            headers: Arc::new(Headers::new(self.headers)),
         }
     }
 }
@@ -200,7 +268,7 @@ impl SecurityHeadersBuilder {
 #[derive(Debug, Clone)]
 pub struct SecurityHeaders<S> {
     inner: S,
-    headers: Arc<[(HeaderName, HeaderValue)]>,
+    headers: Arc<Headers>,
 }
 
 impl<S> SecurityHeaders<S> {
@@ -232,7 +300,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+        headers: Option<Arc<Headers>>,
     }
 }
 
@@ -246,14 +314,7 @@ where
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
         if let Some(headers) = this.headers.take() {
-            let map = res.headers_mut();
-            // At most one growth up front instead of rehashes partway through the inserts.
-            crate::room::make_room(map, headers.len());
-            for (name, value) in headers.iter() {
-                if let header::Entry::Vacant(slot) = map.entry(name) {
-                    slot.insert(value.clone());
-                }
-            }
+            headers.apply(res.headers_mut());
         }
         Poll::Ready(Ok(res))
     }
@@ -266,6 +327,7 @@ mod tests {
     use axum::body::Body;
     use axum::response::IntoResponse;
     use std::convert::Infallible;
+    use std::time::Instant;
     use tower::{service_fn, ServiceBuilder, ServiceExt};
 
     async fn call(layer: SecurityHeadersLayer, res: Response<Body>) -> Response<Body> {
@@ -319,6 +381,102 @@ mod tests {
             1
         );
         assert_eq!(res.headers()["x-frame-options"], "DENY");
+    }
+
+    /// A response with `own` headers of its own (one of them the handler's own CSP, one sent
+    /// twice), through the layer.
+    async fn with_own_headers(own: usize) -> Response<Body> {
+        let mut res = Response::new(Body::empty());
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'"),
+        );
+        h.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        for i in 2..own {
+            let name = HeaderName::try_from(format!("x-own-{i}")).unwrap();
+            h.insert(name, HeaderValue::from(i));
+        }
+        assert_eq!(h.keys_len(), own);
+        call(SecurityHeadersLayer::new(), res).await
+    }
+
+    #[tokio::test]
+    async fn own_headers_survive_both_ways_of_adding() {
+        // Either side of REINSERT_MAX: the copied template and the one-by-one inserts.
+        for own in [2, REINSERT_MAX - 1, REINSERT_MAX, REINSERT_MAX + 1, 30] {
+            let res = with_own_headers(own).await;
+            let h = res.headers();
+            assert_eq!(h.keys_len(), own + 8, "{own} own headers");
+            let csp: Vec<_> = h.get_all(header::CONTENT_SECURITY_POLICY).iter().collect();
+            assert_eq!(csp, ["default-src 'none'"], "{own} own headers");
+            let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+            assert_eq!(cookies, ["a=1", "b=2"], "{own} own headers");
+            for i in 2..own {
+                assert_eq!(h[format!("x-own-{i}").as_str()], i.to_string().as_str());
+            }
+            assert_eq!(h["x-frame-options"], "DENY", "{own} own headers");
+            assert_eq!(h["x-permitted-cross-domain-policies"], "none");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_copied_map_has_room_for_the_rest_of_the_stack() {
+        let res = call(SecurityHeadersLayer::new(), Response::new(Body::empty())).await;
+        let h = res.headers();
+        assert!(
+            h.capacity() >= h.len() + crate::room::STACK_HEADERS,
+            "{} of {}",
+            h.len(),
+            h.capacity()
+        );
+    }
+
+    /// Times both ways of adding the headers for responses with 1 to 11 headers of their own;
+    /// the figures behind [`REINSERT_MAX`].
+    #[test]
+    #[ignore = "a measurement, not a check; run it in release"]
+    fn reinsert_threshold() {
+        let h = Headers::new(defaults());
+        for own in 1..12 {
+            let mut base = HeaderMap::new();
+            for i in 0..own {
+                let name = HeaderName::try_from(format!("x-own-{i}")).unwrap();
+                base.insert(name, HeaderValue::from(i));
+            }
+            let n = 200_000;
+            let mut best = [u128::MAX; 2];
+            for _ in 0..5 {
+                for (way, slot) in best.iter_mut().enumerate() {
+                    let t = Instant::now();
+                    for _ in 0..n {
+                        let mut map = base.clone();
+                        if way == 0 {
+                            h.apply(&mut map);
+                        } else {
+                            crate::room::make_room(&mut map, h.list.len());
+                            for (name, value) in h.list.iter() {
+                                if let header::Entry::Vacant(slot) = map.entry(name) {
+                                    slot.insert(value.clone());
+                                }
+                            }
+                        }
+                        std::hint::black_box(&map);
+                    }
+                    *slot = (*slot).min(t.elapsed().as_nanos() / n);
+                }
+            }
+            let way = if own <= REINSERT_MAX {
+                "copy"
+            } else {
+                "inserts"
+            };
+            eprintln!(
+                "{own:2} own headers: apply ({way}) {} ns, inserts {} ns",
+                best[0], best[1]
+            );
+        }
     }
 
     #[tokio::test]
