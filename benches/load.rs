@@ -28,7 +28,9 @@
 //! The table gives each server's median over its runs of requests/s, p50 and p99, and its ratio to
 //! bare axum: each run against the mean of the bare runs just before and just after it, then the
 //! median of those ratios. The machine's speed drifts by tens of percent within minutes; a bare
-//! run seconds away drifts much less.
+//! run seconds away drifts much less. The last two columns are the server process's CPU time per
+//! request during its runs (utime and stime from `/proc/<pid>/stat`, over the requests wrk
+//! counted): how much of a request is the server's own code and how much the kernel's TCP work.
 //!
 //! Environment: `LOAD_DURATION` (seconds per wrk run, default 8), `LOAD_ROUNDS` (default 3),
 //! `LOAD_CONNS` (default `64,512`), `LOAD_SERVERS` (comma-separated names, default all),
@@ -105,6 +107,10 @@ struct Sample {
     p50_us: f64,
     p99_us: f64,
     bad: u64,
+    /// The server's CPU time per request while wrk ran, in user space and in the kernel, µs
+    /// (utime and stime of `/proc/<pid>/stat` over the requests wrk counted).
+    user_us: f64,
+    sys_us: f64,
 }
 
 impl Sample {
@@ -115,6 +121,8 @@ impl Sample {
             p50_us: (self.p50_us + other.p50_us) / 2.0,
             p99_us: (self.p99_us + other.p99_us) / 2.0,
             bad: self.bad + other.bad,
+            user_us: (self.user_us + other.user_us) / 2.0,
+            sys_us: (self.sys_us + other.sys_us) / 2.0,
         }
     }
 }
@@ -281,7 +289,35 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
-fn wrk(url: &str, conns: u32, secs: u32) -> Result<Sample, String> {
+/// utime and stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (0, 0);
+    };
+    // Fields after the `(comm)`, which may contain spaces: utime is field 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (get(11), get(12))
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs wrk against `url` served by process `pid`, and measures that process's CPU meanwhile.
+fn wrk(url: &str, pid: u32, conns: u32, secs: u32) -> Result<Sample, String> {
+    let (user0, sys0) = cpu_ticks(pid);
     let out = Command::new("taskset")
         .args(["-c", "1", "wrk", "-t1"])
         .arg(format!("-c{conns}"))
@@ -289,8 +325,15 @@ fn wrk(url: &str, conns: u32, secs: u32) -> Result<Sample, String> {
         .args(["--latency", url])
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let (user1, sys1) = cpu_ticks(pid);
     let text = String::from_utf8_lossy(&out.stdout);
-    parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))
+    let (mut sample, requests) =
+        parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))?;
+    let us_per_tick = 1e6 / clock_ticks_per_sec();
+    let per_request = |ticks: u64| ticks as f64 * us_per_tick / requests.max(1) as f64;
+    sample.user_us = per_request(user1.saturating_sub(user0));
+    sample.sys_us = per_request(sys1.saturating_sub(sys0));
+    Ok(sample)
 }
 
 /// `1.23ms` / `456.78us` / `1.01s` in microseconds.
@@ -309,14 +352,17 @@ fn duration_us(s: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|v| v * mul)
 }
 
-fn parse_wrk(text: &str) -> Option<Sample> {
+/// The sample and the number of requests wrk completed.
+fn parse_wrk(text: &str) -> Option<(Sample, u64)> {
     let mut rps = None;
+    let mut requests = None;
     let (mut p50, mut p99) = (None, None);
     let mut bad = 0;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["Requests/sec:", v] => rps = v.parse().ok(),
+            [n, "requests", "in", ..] => requests = n.parse().ok(),
             ["50%", v] => p50 = duration_us(v),
             ["99%", v] => p99 = duration_us(v),
             ["Non-2xx", "or", "3xx", "responses:", n] => bad += n.parse::<u64>().unwrap_or(0),
@@ -330,12 +376,15 @@ fn parse_wrk(text: &str) -> Option<Sample> {
             _ => {}
         }
     }
-    Some(Sample {
+    let sample = Sample {
         rps: rps?,
         p50_us: p50?,
         p99_us: p99?,
         bad,
-    })
+        user_us: 0.0,
+        sys_us: 0.0,
+    };
+    Some((sample, requests?))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -376,16 +425,16 @@ fn report(results: &BTreeMap<Key, Vec<Paired>>, rounds: usize, secs: u32) -> Str
          the mean of the bare axum runs just before and after it (median of those ratios)\n\n"
     ));
     out.push_str(
-        "| route | conns | server | req/s | p50 | p99 | req/s ÷ bare | p50 ÷ bare | p99 ÷ bare | errors |\n",
+        "| route | conns | server | req/s | p50 | p99 | req/s ÷ bare | p50 ÷ bare | p99 ÷ bare | errors | server CPU/req, user | kernel |\n",
     );
-    out.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for ((route, conns, server), runs) in results {
         let paired = |f: fn(&Sample) -> f64| {
             median(runs.iter().map(|p| f(&p.sample) / f(&p.baseline)).collect())
         };
         let med = |f: fn(&Sample) -> f64| median(runs.iter().map(|p| f(&p.sample)).collect());
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.1} µs | {:.1} µs |\n",
             ROUTES[*route].1,
             conns,
             server,
@@ -396,6 +445,8 @@ fn report(results: &BTreeMap<Key, Vec<Paired>>, rounds: usize, secs: u32) -> Str
             paired(|s| s.p50_us),
             paired(|s| s.p99_us),
             runs.iter().map(|p| p.sample.bad).sum::<u64>(),
+            med(|s| s.user_us),
+            med(|s| s.sys_us),
         ));
     }
     out
@@ -503,20 +554,21 @@ fn main() -> ExitCode {
             }
         }
         let warm = format!("http://{}{}", r.addr, ROUTES[routes[0]].1);
-        let _ = wrk(&warm, 64, 1);
+        let _ = wrk(&warm, r.pid(), 64, 1);
         workers_seen.insert(server.name, tokio_workers(r.pid()));
         running.push((server, r));
     }
-    let (bare_addr, others): (SocketAddr, Vec<(&Server, SocketAddr)>) = {
+    type Target = (SocketAddr, u32);
+    let (bare_addr, others): (Target, Vec<(&Server, Target)>) = {
         let bare = running
             .iter()
             .find(|(s, _)| s.name == "bare")
-            .map(|(_, r)| r.addr)
+            .map(|(_, r)| (r.addr, r.pid()))
             .expect("bare is always measured");
         let others = running
             .iter()
             .filter(|(s, _)| s.name != "bare")
-            .map(|(s, r)| (*s, r.addr))
+            .map(|(s, r)| (*s, (r.addr, r.pid())))
             .collect();
         (bare, others)
     };
@@ -531,17 +583,19 @@ fn main() -> ExitCode {
         }
         for &r in &routes {
             for &c in &conns {
-                let measure = |name: &str, addr: SocketAddr| -> Result<Sample, String> {
+                let measure = |name: &str, (addr, pid): Target| -> Result<Sample, String> {
                     let url = format!("http://{addr}{}", ROUTES[r].1);
-                    let s = wrk(&url, c, secs)?;
+                    let s = wrk(&url, pid, c, secs)?;
                     eprintln!(
-                        "load: round {} {:<12} {:<18} c={c:<4} {:>9.0} req/s  p50 {:>9}  p99 {:>9}{}",
+                        "load: round {} {:<12} {:<18} c={c:<4} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  cpu {:.1}+{:.1} µs/req{}",
                         round + 1,
                         name,
                         ROUTES[r].1,
                         s.rps,
                         fmt_us(s.p50_us),
                         fmt_us(s.p99_us),
+                        s.user_us,
+                        s.sys_us,
                         if s.bad > 0 { format!("  ({} errors)", s.bad) } else { String::new() }
                     );
                     Ok(s)
