@@ -45,7 +45,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use crosscut_suite::ServerProcess;
+use crosscut_suite::{CpuTime, ServerProcess};
 use std::time::{Duration, Instant};
 
 /// One server variant the benchmark starts.
@@ -289,35 +289,9 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
-/// utime and stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return (0, 0);
-    };
-    // Fields after the `(comm)`, which may contain spaces: utime is field 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (get(11), get(12))
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// Runs wrk against `url` served by process `pid`, and measures that process's CPU meanwhile.
 fn wrk(url: &str, pid: u32, conns: u32, secs: u32) -> Result<Sample, String> {
-    let (user0, sys0) = cpu_ticks(pid);
+    let before = CpuTime::of(pid);
     let out = Command::new("taskset")
         .args(["-c", "1", "wrk", "-t1"])
         .arg(format!("-c{conns}"))
@@ -325,14 +299,13 @@ fn wrk(url: &str, pid: u32, conns: u32, secs: u32) -> Result<Sample, String> {
         .args(["--latency", url])
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
-    let (user1, sys1) = cpu_ticks(pid);
+    let used = CpuTime::of(pid).since(&before);
     let text = String::from_utf8_lossy(&out.stdout);
     let (mut sample, requests) =
         parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))?;
-    let us_per_tick = 1e6 / clock_ticks_per_sec();
-    let per_request = |ticks: u64| ticks as f64 * us_per_tick / requests.max(1) as f64;
-    sample.user_us = per_request(user1.saturating_sub(user0));
-    sample.sys_us = per_request(sys1.saturating_sub(sys0));
+    let per_request = |secs: f64| secs * 1e6 / requests.max(1) as f64;
+    sample.user_us = per_request(used.user);
+    sample.sys_us = per_request(used.kernel);
     Ok(sample)
 }
 

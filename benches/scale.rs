@@ -34,7 +34,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use crosscut_suite::ServerProcess;
+use crosscut_suite::{CpuTime, ServerProcess};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,32 +83,6 @@ fn rss(pid: u32) -> u64 {
         })
         .unwrap_or(0)
         * 1024
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(11) + get(12)
-}
-
-fn clock_ticks_per_sec() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// The demo, pinned to CPU 0.
@@ -323,12 +297,11 @@ async fn ws_phase(bin: &Path, logs: &Path, n: usize, broadcasts: u32) -> Result<
     // CPU time each side spent on each broadcast (both are idle otherwise): whichever is close
     // to the broadcast's duration is the one that sets it.
     let mut cpu = Vec::new();
-    let tick_ms = 1000.0 / clock_ticks_per_sec() as f64;
     let me = std::process::id();
     for k in 0..broadcasts {
         let text =
             format!(r#"{{"username":"bench","content":"bench-mark-{k} ","message_type":"Text"}}"#);
-        let (server0, client0) = (cpu_ticks(pid), cpu_ticks(me));
+        let (server0, client0) = (CpuTime::of(pid), CpuTime::of(me));
         let at = shared.base.elapsed().as_nanos() as u64;
         sink.send(Message::text(text))
             .await
@@ -336,8 +309,8 @@ async fn ws_phase(bin: &Path, logs: &Path, n: usize, broadcasts: u32) -> Result<
         sends.push(at);
         tokio::time::sleep(Duration::from_secs(2)).await;
         cpu.push((
-            (cpu_ticks(pid) - server0) as f64 * tick_ms,
-            (cpu_ticks(me) - client0) as f64 * tick_ms,
+            CpuTime::of(pid).since(&server0).total() * 1000.0,
+            CpuTime::of(me).since(&client0).total() * 1000.0,
         ));
     }
     wait_quiet(
@@ -496,17 +469,16 @@ async fn sse_phase(bin: &Path, logs: &Path, n: usize, window: u64) -> Result<Str
     let after = rss(pid);
     let per_sub = (after.saturating_sub(before)) as f64 / ok.max(1) as f64;
 
-    let hz = clock_ticks_per_sec();
     let (t0, e0, s0) = (
-        cpu_ticks(pid),
+        CpuTime::of(pid),
         events.load(Ordering::Relaxed),
         samples.lock().expect("not poisoned").len(),
     );
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(window)).await;
     let secs = start.elapsed().as_secs_f64();
-    let (t1, e1) = (cpu_ticks(pid), events.load(Ordering::Relaxed));
-    let cpu = (t1 - t0) as f64 / hz as f64 / secs * 100.0;
+    let (t1, e1) = (CpuTime::of(pid), events.load(Ordering::Relaxed));
+    let cpu = t1.since(&t0).total() / secs * 100.0;
     let rate = (e1 - e0) as f64 / secs;
     let window_samples: Vec<String> = samples.lock().expect("not poisoned")[s0..].to_vec();
     // Distinct system figures one subscriber saw: the part of each event that only a new scan changes.
