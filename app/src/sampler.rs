@@ -74,9 +74,9 @@ impl Probe {
         self.sys.refresh_cpu_usage();
         // Counting the numeric entries of /proc is all `process_count` needs. sysinfo's process
         // refresh reads two or three files of every process to get there: 2.8 ms per sample with
-        // 69 processes here (65 µs for the directory listing), on the server's own core, where a
-        // scan landing in a 10,000-client broadcast delayed it by as much. The full scan remains
-        // for systems without procfs.
+        // 69 processes here (65 µs for the directory listing), on the server's own core and
+        // growing with the host's process count. The full scan remains for systems without
+        // procfs (where sysinfo does not list threads as processes either).
         let (process_count, process_rss_bytes) = match (proc_count(), current_rss_bytes()) {
             (Some(count), rss) if rss > 0 => (count, rss),
             _ => {
