@@ -235,7 +235,7 @@ fn date_time(secs: u64) -> [u8; 20] {
 
 /// Year, month, day of the proleptic Gregorian calendar for days since 1970-01-01 (Howard
 /// Hinnant's `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
