@@ -3,27 +3,30 @@
 //! - The **reader** owns the receiving half: it validates and rate-limits the client's frames,
 //!   publishes good messages to the hub, hands error frames to the writer, and watches the pong
 //!   deadline.
-//! - The **writer** owns the sending half: it forwards the hub's feed, the reader's error frames and
-//!   the periodic pings.
+//! - The **writer** sends the periodic pings and the reader's error frames, and catches the client
+//!   up when the fan-out found it unable to take a message (see [`super::fanout`]); the hub's
+//!   messages themselves are written by the fan-out, without waking this task.
 //!
 //! Both run as branches of one `select!` in the task axum spawns for the upgrade, rather than as two
-//! spawned tasks: an idle connection then costs one task, which matters at 10,000 connections. Each
-//! branch only borrows its half, so whichever ends first (or shutdown) leaves the connection's owner
-//! free to send the close frame. A client that stops reading blocks only its own writer; the hub's
-//! feed is bounded, so that client later learns how many messages it missed and nobody else waits.
+//! spawned tasks: an idle connection then costs one task, which matters at 10,000 connections.
+//! Whichever ends first (or shutdown) leaves the connection's owner free to send the close frame.
+//! A client that stops reading blocks only its own writer; the history it catches up from is
+//! bounded, so that client later learns how many messages it missed and nobody else waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::hub::{ChatHub, Delivery};
+use super::fanout::{History, Outbox};
+use super::hub::ChatHub;
 use super::message::{ChatMessage, ErrorFrame};
+use super::Room;
 use crate::Shutdown;
 
 /// Timing and rate rules for each connection.
@@ -80,26 +83,28 @@ impl Drop for ActiveGuard {
 pub(super) async fn run(
     socket: WebSocket,
     user_id: String,
-    hub: Arc<dyn ChatHub>,
+    room: Arc<Room>,
     active: Arc<AtomicUsize>,
     rules: ConnectionRules,
     shutdown: Shutdown,
 ) {
     let _active = ActiveGuard::new(&active);
-    // Subscribe before announcing, so the newcomer receives its own join notice.
-    let feed = hub.subscribe();
+    let (sink, mut stream) = socket.split();
+    // Join before announcing, so the newcomer receives its own join notice.
+    let membership = room.join(sink);
+    let outbox = membership.outbox();
+    let hub = room.hub();
     hub.publish(&ChatMessage::system(&format!(
         "User {user_id} joined the chat"
     )));
 
-    let (mut sink, mut stream) = socket.split();
     // Error frames for this client only. Small: the reader waits when it is full, which slows
     // nobody but the client that is both flooding and not reading.
     let (errors_tx, errors_rx) = mpsc::channel(4);
 
     let outcome = tokio::select! {
-        out = reader(&mut stream, &user_id, &*hub, &errors_tx, rules) => out,
-        out = writer(&mut sink, feed, errors_rx, rules) => out,
+        out = reader(&mut stream, &user_id, &**hub, &errors_tx, rules) => out,
+        out = writer(outbox, room.history(), errors_rx, rules) => out,
         () = shutdown.wait() => Outcome::Close(close_code::AWAY, "server shutting down"),
     };
 
@@ -111,7 +116,9 @@ pub(super) async fn run(
             };
             // Bounded: a client that stopped reading must not keep this task alive.
             let _ = tokio::time::timeout(rules.close_grace, async {
-                sink.send(Message::Close(Some(frame))).await?;
+                if !outbox.close(Message::Close(Some(frame))).await {
+                    return;
+                }
                 // Give the peer a moment to answer the handshake, so the TCP connection closes
                 // cleanly after it has read the close frame.
                 while let Some(Ok(msg)) = stream.next().await {
@@ -119,13 +126,12 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                Ok::<_, axum::Error>(())
             })
             .await;
         }
         Outcome::PeerClosed => {
             // Flushes the close reply tungstenite queued when the peer's close frame arrived.
-            let _ = tokio::time::timeout(rules.close_grace, sink.close()).await;
+            let _ = tokio::time::timeout(rules.close_grace, outbox.finish_close()).await;
         }
         Outcome::Gone => {}
     }
@@ -239,31 +245,20 @@ fn read_error(e: axum::Error) -> Outcome {
     }
 }
 
-/// Most queued hub messages written in one batch before the writer flushes and looks at pings and
-/// errors again.
-const BATCH: usize = 64;
-
-/// What the writer does with one item of the hub's feed.
-fn from_feed(delivery: Result<Delivery, broadcast::error::RecvError>) -> Result<Message, Outcome> {
-    match delivery {
-        Ok(frame) => Ok(Message::Text(frame)),
-        Err(broadcast::error::RecvError::Lagged(missed)) => Ok(missed_notice(missed)),
-        Err(broadcast::error::RecvError::Closed) => {
-            Err(Outcome::Close(close_code::AWAY, "chat hub closed"))
-        }
-    }
-}
-
-fn missed_notice(missed: u64) -> Message {
+/// The notice a client gets in place of `missed` messages it fell too far behind to receive.
+pub(super) fn missed_notice(missed: u64) -> Utf8Bytes {
     let notice = ChatMessage::system(&format!(
         "You missed {missed} messages because your connection fell behind"
     ));
-    Message::Text(Utf8Bytes::from(notice.to_json()))
+    Utf8Bytes::from(notice.to_json())
 }
 
+/// This connection's part of the writing: the periodic pings, the reader's error frames, and
+/// whatever the fan-out left queued when the client could not keep up. The hub's messages
+/// themselves are written by the fan-out (see [`super::fanout`]).
 async fn writer(
-    sink: &mut SplitSink<WebSocket, Message>,
-    mut feed: broadcast::Receiver<Delivery>,
+    outbox: &Outbox,
+    history: &Mutex<History>,
     mut errors: mpsc::Receiver<Utf8Bytes>,
     rules: ConnectionRules,
 ) -> Outcome {
@@ -271,38 +266,15 @@ async fn writer(
         tokio::time::interval_at(Instant::now() + rules.ping_interval, rules.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let msg = tokio::select! {
-            // The ping first: in a busy room the feed is always ready, and a `biased` select with
-            // the feed ahead would never ping, so the pong deadline would close clients that are
-            // reading fine. Then the reader's errors: they answer this client's own frames.
+        let first = tokio::select! {
+            // The ping first, then the reader's errors (they answer this client's own frames),
+            // then the backlog.
             biased;
-            _ = ping.tick() => Message::Ping(bytes::Bytes::new()),
-            Some(error) = errors.recv() => Message::Text(error),
-            delivery = feed.recv() => match from_feed(delivery) {
-                Ok(msg) => msg,
-                Err(outcome) => return outcome,
-            },
+            _ = ping.tick() => Some(Message::Ping(bytes::Bytes::new())),
+            Some(error) = errors.recv() => Some(Message::Text(error)),
+            () = outbox.woken() => None,
         };
-        if sink.feed(msg).await.is_err() {
-            return Outcome::Gone;
-        }
-        // Whatever else the hub already holds goes out with it: one write and one flush for a
-        // burst instead of one system call per message, which is what sets broadcast latency when
-        // thousands of connections each have a message to write.
-        for _ in 0..BATCH {
-            let msg = match feed.try_recv() {
-                Ok(frame) => Message::Text(frame),
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => missed_notice(missed),
-                Err(broadcast::error::TryRecvError::Empty) => break,
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    return Outcome::Close(close_code::AWAY, "chat hub closed");
-                }
-            };
-            if sink.feed(msg).await.is_err() {
-                return Outcome::Gone;
-            }
-        }
-        if sink.flush().await.is_err() {
+        if !outbox.send(history, first).await {
             return Outcome::Gone;
         }
     }

@@ -1,8 +1,8 @@
-//! The hub every connection publishes to and receives from.
+//! The hub every connection publishes to, and the fan-out receives from.
 //!
 //! [`ChatHub`] is the seam for a multi-instance deployment: a Redis (or NATS, ...) implementation
 //! would publish to the shared channel and run one task per instance that feeds what it receives
-//! into a local `broadcast` channel, so that connections keep the same cheap, bounded local feed.
+//! into a local `broadcast` channel, so that the fan-out keeps the same cheap, bounded local feed.
 
 use std::fmt;
 

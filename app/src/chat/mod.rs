@@ -1,20 +1,22 @@
 //! `GET /ws/chat`: the WebSocket chat room of `CONTRACT.md` section 5.
 //!
 //! The handler settles who the client is before the upgrade (a bad token is an ordinary 401 JSON
-//! response), then hands the socket to [`connection`], which runs the reader and writer. Messages go
-//! through a [`ChatHub`]; [`LocalHub`] is the in-process implementation.
+//! response), then hands the socket to `connection`, which runs the reader and writer. Messages go
+//! through a [`ChatHub`]; [`LocalHub`] is the in-process implementation. One fan-out task per
+//! server (`fanout`) takes the hub's messages and writes them to every connection.
 //!
 //! WebSocket buffers are sized for many idle connections: 4 KiB read and write buffers instead of
 //! tungstenite's 128 KiB defaults, so that 10,000 idle clients stay well under 16 KiB each. The
 //! 64 KiB frame and message limits make a larger frame a 1009 close rather than a memory spike.
 
 mod connection;
+mod fanout;
 mod hub;
 mod message;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -45,10 +47,56 @@ const BUFFER_BYTES: usize = 4 * 1024;
 /// (1000 characters of `'`, escaped to 6 bytes each, plus the JSON around them) with margin.
 const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// The connections of one server and the fan-out task that writes the hub's messages to them.
+struct Room {
+    hub: Arc<dyn ChatHub>,
+    registry: Arc<fanout::Registry>,
+    /// Set once the fan-out task runs; it starts with the first connection, inside the runtime.
+    fanout: OnceLock<()>,
+}
+
+impl Room {
+    fn new(hub: Arc<dyn ChatHub>) -> Self {
+        Self {
+            hub,
+            // A slow client catches up on as many messages as the hub lets a receiver lag.
+            registry: Arc::new(fanout::Registry::new(DEFAULT_CAPACITY)),
+            fanout: OnceLock::new(),
+        }
+    }
+
+    fn hub(&self) -> &Arc<dyn ChatHub> {
+        &self.hub
+    }
+
+    fn history(&self) -> &std::sync::Mutex<fanout::History> {
+        self.registry.history()
+    }
+
+    /// Adds a connection to the fan-out. Must run inside the tokio runtime.
+    fn join(
+        &self,
+        sink: futures_util::stream::SplitSink<
+            axum::extract::ws::WebSocket,
+            axum::extract::ws::Message,
+        >,
+    ) -> fanout::Membership {
+        self.fanout.get_or_init(|| {
+            // Subscribed here, before the caller publishes its join notice, so that notice
+            // reaches the newcomer too.
+            tokio::spawn(fanout::run(
+                Arc::clone(&self.registry),
+                self.hub.subscribe(),
+            ));
+        });
+        self.registry.join(sink)
+    }
+}
+
 /// The chat room's shared state: the hub, the token keys and the live-connection count.
 #[derive(Clone)]
 pub struct Chat {
-    hub: Arc<dyn ChatHub>,
+    room: Arc<Room>,
     keys: Option<JwtKeys>,
     active: Arc<AtomicUsize>,
     rules: ConnectionRules,
@@ -57,7 +105,7 @@ pub struct Chat {
 impl fmt::Debug for Chat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Chat")
-            .field("hub", &self.hub)
+            .field("hub", &self.room.hub)
             .field("active", &self.active_connections())
             .finish_non_exhaustive()
     }
@@ -73,7 +121,7 @@ impl Chat {
     /// A room on another hub, e.g. one shared by several instances.
     pub fn with_hub(hub: Arc<dyn ChatHub>, keys: Option<JwtKeys>) -> Self {
         Self {
-            hub,
+            room: Arc::new(Room::new(hub)),
             keys,
             active: Arc::new(AtomicUsize::new(0)),
             rules: ConnectionRules::default(),
@@ -101,7 +149,7 @@ impl Chat {
 
     /// The hub messages go through.
     pub fn hub(&self) -> &Arc<dyn ChatHub> {
-        &self.hub
+        self.room.hub()
     }
 
     /// Who the request is: the `sub` of a valid token from `Authorization: Bearer` or
@@ -198,7 +246,15 @@ async fn upgrade(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            connection::run(socket, user_id, chat.hub, chat.active, chat.rules, shutdown).await;
+            connection::run(
+                socket,
+                user_id,
+                chat.room,
+                chat.active,
+                chat.rules,
+                shutdown,
+            )
+            .await;
             drop(metric);
         })
 }
