@@ -435,7 +435,14 @@ async fn idle_connection_memory() {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
     const N: usize = 2000;
-    let (child, _lines, addr) = crate::common::spawn_binary(&[], &[]).await;
+    // Connecting thousands of clients from one address would hit the per-IP request limit.
+    let unlimited = [
+        "--rate-limit-per-second",
+        "1000000000",
+        "--rate-limit-burst",
+        "1000000000",
+    ];
+    let (child, _lines, addr) = crate::common::spawn_binary(&unlimited, &[]).await;
     let pid = child.id().expect("pid");
     let rss = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
