@@ -14,6 +14,10 @@
 //! client that fell further behind than the history reaches is told how many messages it missed,
 //! as the contract asks. A slow client therefore costs the fan-out one skipped write per message
 //! and holds nobody else back.
+//!
+//! The fan-out is one task, so a broadcast is written from one thread at a time. On one core that
+//! is what makes it cheap; on many cores, rooms of tens of thousands would want the snapshot split
+//! over a few fan-out tasks.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
