@@ -16,7 +16,7 @@ mod message;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -51,8 +51,10 @@ const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
 struct Room {
     hub: Arc<dyn ChatHub>,
     registry: Arc<fanout::Registry>,
-    /// Set once the fan-out task runs; it starts with the first connection, inside the runtime.
-    fanout: OnceLock<()>,
+    /// The fan-out task; it starts with the first connection, inside the runtime, and again with
+    /// the next connection if it ever ended (its runtime shut down, or it panicked), so that chat
+    /// delivery cannot stop for good.
+    fanout: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Room {
@@ -61,7 +63,7 @@ impl Room {
             hub,
             // A slow client catches up on as many messages as the hub lets a receiver lag.
             registry: Arc::new(fanout::Registry::new(DEFAULT_CAPACITY)),
-            fanout: OnceLock::new(),
+            fanout: Mutex::new(None),
         }
     }
 
@@ -81,15 +83,24 @@ impl Room {
             axum::extract::ws::Message,
         >,
     ) -> fanout::Membership {
-        self.fanout.get_or_init(|| {
+        ensure_running(&self.fanout, || {
             // Subscribed here, before the caller publishes its join notice, so that notice
             // reaches the newcomer too.
-            tokio::spawn(fanout::run(
-                Arc::clone(&self.registry),
-                self.hub.subscribe(),
-            ));
+            let feed = self.hub.subscribe();
+            tokio::spawn(fanout::run(Arc::clone(&self.registry), feed))
         });
         self.registry.join(sink)
+    }
+}
+
+/// Starts the task in `slot` with `start` unless it is running.
+fn ensure_running(
+    slot: &Mutex<Option<tokio::task::JoinHandle<()>>>,
+    start: impl FnOnce() -> tokio::task::JoinHandle<()>,
+) {
+    let mut task = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    if !task.as_ref().is_some_and(|t| !t.is_finished()) {
+        *task = Some(start());
     }
 }
 
@@ -257,4 +268,34 @@ async fn upgrade(
             .await;
             drop(metric);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fan_out_is_started_once_and_again_if_it_ended() {
+        let slot = Mutex::new(None);
+        let starts = AtomicUsize::new(0);
+        let start = |forever: bool| {
+            starts.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                if forever {
+                    std::future::pending::<()>().await;
+                }
+            })
+        };
+        ensure_running(&slot, || start(false));
+        // Let the task finish.
+        while !slot.lock().unwrap().as_ref().unwrap().is_finished() {
+            tokio::task::yield_now().await;
+        }
+        ensure_running(&slot, || start(true));
+        ensure_running(&slot, || start(true));
+        ensure_running(&slot, || start(true));
+        assert_eq!(starts.load(Ordering::Relaxed), 2);
+    }
 }
