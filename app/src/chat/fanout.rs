@@ -15,9 +15,9 @@
 //! as the contract asks. A slow client therefore costs the fan-out one skipped write per message
 //! and holds nobody else back.
 //!
-//! The fan-out is one task, so a broadcast is written from one thread at a time. On one core that
-//! is what makes it cheap; on many cores, rooms of tens of thousands would want the snapshot split
-//! over a few fan-out tasks.
+//! On one core the fan-out writes every broadcast itself. Where the process may use several cores,
+//! a room of more than a thousand or so connections is split into one slice per core, written by
+//! that many tasks side by side, so a large room does not wait for one thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -314,6 +314,7 @@ fn payload_len(message: &Message) -> usize {
 pub(super) struct Registry<S = SplitSink<WebSocket, Message>> {
     members: Mutex<Members<S>>,
     history: Mutex<History>,
+    writers: usize,
 }
 
 #[derive(Debug)]
@@ -344,6 +345,8 @@ where
                 snapshot: None,
             }),
             history: Mutex::new(History::new(capacity)),
+            // One writer per core the process may run on: on one core that is the fan-out alone.
+            writers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -383,8 +386,19 @@ where
         snapshot
     }
 
+    /// How many tasks write one broadcast to a large room (1 leaves it to the fan-out alone).
+    #[cfg(test)]
+    #[must_use]
+    fn writers(mut self, writers: usize) -> Self {
+        self.writers = writers.max(1);
+        self
+    }
+
     /// Numbers `frames`, keeps them in the history and writes them to every member.
-    async fn broadcast(&self, frames: impl Iterator<Item = Delivery>) {
+    async fn broadcast(&self, frames: impl Iterator<Item = Delivery>)
+    where
+        S: Send + 'static,
+    {
         let batch: Vec<(u64, Delivery)> = {
             let mut history = lock(&self.history);
             frames
@@ -392,11 +406,44 @@ where
                 .collect()
         };
         let members = self.snapshot();
-        for outbox in members.iter() {
-            outbox.deliver(&batch);
-            // Lets other tasks on this thread run between connections once the budget is spent.
-            tokio::task::consume_budget().await;
+        let writers = self.writers.min(members.len() / MIN_PER_WRITER).max(1);
+        if writers == 1 {
+            write_all(&members, &batch).await;
+            return;
         }
+        // A large room on several cores: the other writers take a slice each, on whatever worker
+        // is free, and this task writes the first.
+        let chunk = members.len().div_ceil(writers);
+        let batch = Arc::new(batch);
+        let others: Vec<_> = (chunk..members.len())
+            .step_by(chunk)
+            .map(|start| {
+                let (members, batch) = (Arc::clone(&members), Arc::clone(&batch));
+                tokio::spawn(async move {
+                    let end = (start + chunk).min(members.len());
+                    write_all(&members[start..end], &batch).await;
+                })
+            })
+            .collect();
+        write_all(&members[..chunk], &batch).await;
+        for task in others {
+            // A writer can only fail by panicking in a sink; the others' deliveries stand.
+            let _ = task.await;
+        }
+    }
+}
+
+/// Members per extra writer task before a broadcast is split at all.
+const MIN_PER_WRITER: usize = 1024;
+
+async fn write_all<S>(outboxes: &[Arc<Outbox<S>>], batch: &[(u64, Delivery)])
+where
+    S: Sink<Message> + Unpin,
+{
+    for outbox in outboxes {
+        outbox.deliver(batch);
+        // Lets other tasks on this thread run between connections once the budget is spent.
+        tokio::task::consume_budget().await;
     }
 }
 
@@ -428,7 +475,7 @@ impl<S> Drop for Membership<S> {
 /// missed in place of the lost messages.
 pub(super) async fn run<S>(registry: Arc<Registry<S>>, mut feed: broadcast::Receiver<Delivery>)
 where
-    S: Sink<Message> + Unpin,
+    S: Sink<Message> + Unpin + Send + 'static,
 {
     let mut frames = Vec::with_capacity(BATCH);
     loop {
@@ -677,6 +724,20 @@ mod tests {
             .await
             .expect("the task ends when the hub closes")
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn a_large_room_is_split_over_writers_and_everyone_gets_each_message_once() {
+        let registry = Arc::new(Registry::new(8).writers(3));
+        let sinks: Vec<TestSink> = (0..3 * MIN_PER_WRITER + 7)
+            .map(|_| TestSink::default())
+            .collect();
+        let _members: Vec<_> = sinks.iter().map(|s| registry.join(s.clone())).collect();
+        registry.broadcast(frames(&["1", "2"])).await;
+        registry.broadcast(frames(&["3"])).await;
+        for sink in &sinks {
+            assert_eq!(sink.sent(), ["1", "2", "3"]);
+        }
     }
 
     #[test]
