@@ -137,60 +137,27 @@ where
         if st.failed {
             return;
         }
-        if st.backlogged {
-            drop(st);
-            self.wake.notify_one();
-            return;
-        }
-        // A waker that does nothing: when the socket is full the connection's task takes over
-        // and registers its own.
-        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        let (mut unflushed, mut wrote) = (0, false);
-        for (seq, frame) in batch {
-            if *seq < st.next {
-                // The connection's task sent this one already while catching up.
-                continue;
-            }
-            if unflushed >= FLUSH_BYTES {
-                match st.sink_mut().poll_flush(&mut cx) {
-                    Poll::Ready(Ok(())) => unflushed = 0,
-                    Poll::Ready(Err(_)) => st.failed = true,
-                    Poll::Pending => st.backlogged = true,
-                }
-            }
-            if !st.failed && !st.backlogged {
-                match st.sink_mut().poll_ready(&mut cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => st.failed = true,
-                    Poll::Pending => st.backlogged = true,
-                }
-            }
-            if st.failed || st.backlogged {
-                break;
-            }
-            if st
-                .sink_mut()
-                .start_send(Message::Text(frame.clone()))
-                .is_err()
-            {
-                st.failed = true;
-                break;
-            }
-            st.next = seq + 1;
-            unflushed += frame.len();
-            wrote = true;
-        }
-        if wrote && !st.failed && !st.backlogged {
-            match st.sink_mut().poll_flush(&mut cx) {
-                Poll::Ready(Ok(())) => return,
-                Poll::Ready(Err(_)) => st.failed = true,
+        let first_seq = batch.first().map_or(st.next, |(seq, _)| *seq);
+        // Behind the batch (it cannot happen while the connection keeps up, but if it did, the
+        // history has what is missing): the connection's task catches up.
+        if !st.backlogged && st.next >= first_seq {
+            // A waker that does nothing: when the socket is full the connection's task takes
+            // over and registers its own.
+            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+            let from_batch = |next: u64| {
+                let (_, frame) = batch.get(usize::try_from(next - first_seq).ok()?)?;
+                Some((Message::Text(frame.clone()), next + 1))
+            };
+            match st.write_out(&mut cx, from_batch, &mut None) {
+                Poll::Ready(true) => return,
+                Poll::Ready(false) => {}
                 Poll::Pending => st.backlogged = true,
             }
+        } else {
+            st.backlogged = true;
         }
-        if st.failed || st.backlogged {
-            drop(st);
-            self.wake.notify_one();
-        }
+        drop(st);
+        self.wake.notify_one();
     }
 
     /// Resolves when the fan-out has left work for this connection's task.
@@ -205,7 +172,7 @@ where
         let mut first = first;
         poll_fn(|cx| {
             let mut st = lock(&self.state);
-            let done = st.catch_up(cx, Some(history), &mut first);
+            let done = st.write_out(cx, |next| lock(history).next_for(next), &mut first);
             if done.is_pending() {
                 // Until this task has flushed, the fan-out must not write around it.
                 st.backlogged = true;
@@ -222,7 +189,7 @@ where
         poll_fn(|cx| {
             let mut st = lock(&self.state);
             st.backlogged = true;
-            st.catch_up(cx, None, &mut frame)
+            st.write_out(cx, |_| None, &mut frame)
         })
         .await
     }
@@ -251,11 +218,13 @@ where
         Poll::Ready(false)
     }
 
-    /// Sends `first`, then the history (if given) from `next` on, then flushes.
-    fn catch_up(
+    /// Sends `first`, then what `source` gives for `next` on (the message and the number after
+    /// it), flushing every [`FLUSH_BYTES`] and at the end. `Pending` leaves unsent messages where
+    /// they were; `Ready(false)` means the transport failed.
+    fn write_out(
         &mut self,
         cx: &mut Context<'_>,
-        history: Option<&Mutex<History>>,
+        mut source: impl FnMut(u64) -> Option<(Message, u64)>,
         first: &mut Option<Message>,
     ) -> Poll<bool> {
         if self.failed {
@@ -277,7 +246,7 @@ where
             }
             let message = match first.take() {
                 Some(message) => message,
-                None => match history.and_then(|h| lock(h).next_for(self.next)) {
+                None => match source(self.next) {
                     Some((message, next)) => {
                         self.next = next;
                         message
