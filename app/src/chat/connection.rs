@@ -274,6 +274,9 @@ async fn writer(
             Some(error) = errors.recv() => Some(Message::Text(error)),
             () = outbox.woken() => None,
         };
+        if outbox.hub_closed() {
+            return Outcome::Close(close_code::AWAY, "chat hub closed");
+        }
         if !outbox.send(history, first).await {
             return Outcome::Gone;
         }

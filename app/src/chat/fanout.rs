@@ -22,6 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 
@@ -99,6 +100,8 @@ pub(super) struct Outbox<S = SplitSink<WebSocket, Message>> {
     state: Mutex<OutState<S>>,
     /// Wakes the connection's task when it has something to flush or catch up on.
     wake: Notify,
+    /// The hub's feed has ended: nothing more will come, the connection should close.
+    hub_closed: AtomicBool,
 }
 
 struct OutState<S> {
@@ -126,7 +129,13 @@ where
                 failed: false,
             }),
             wake: Notify::new(),
+            hub_closed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the hub's feed has ended (checked by the connection's task when woken).
+    pub(super) fn hub_closed(&self) -> bool {
+        self.hub_closed.load(Ordering::Acquire)
     }
 
     /// Called by the fan-out: writes the numbered `batch` straight into the socket when the
@@ -453,7 +462,15 @@ where
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 frames.push(super::connection::missed_notice(n));
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => {
+                // Nothing more will come: tell every member, so their clients are closed
+                // rather than left waiting on a silent room.
+                for outbox in registry.snapshot().iter() {
+                    outbox.hub_closed.store(true, Ordering::Release);
+                    outbox.wake.notify_one();
+                }
+                return;
+            }
         }
         while frames.len() < BATCH {
             match feed.try_recv() {
@@ -671,7 +688,7 @@ mod tests {
     async fn the_fan_out_task_forwards_the_hub_and_reports_its_own_lag() {
         let registry = room(16);
         let sink = TestSink::default();
-        let _m = registry.join(sink.clone());
+        let member = registry.join(sink.clone());
         let (tx, rx) = broadcast::channel(2);
         // Published before the task runs, more than the channel holds: the task starts behind.
         for text in ["a", "b", "c", "d"] {
@@ -693,6 +710,11 @@ mod tests {
             .await
             .expect("the task ends when the hub closes")
             .unwrap();
+        assert!(
+            member.outbox().hub_closed(),
+            "members learn that the hub closed"
+        );
+        assert!(woken_soon(member.outbox()).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
