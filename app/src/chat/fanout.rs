@@ -1,4 +1,4 @@
-//! Delivery of the hub's messages to every connection from one task.
+//! Delivery of the hub's messages to every connection without waking the connections' tasks.
 //!
 //! The obvious shape, a hub receiver in every connection's task, wakes 10,000 tasks for one
 //! broadcast, and each woken task polls its reader, its ping timer and its error channel before it
