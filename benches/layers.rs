@@ -53,7 +53,7 @@ use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AG
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::layer::util::Identity;
-use tower::ServiceExt;
+use tower::{ServiceBuilder, ServiceExt};
 
 const GROUP: &str = "layers";
 const PATH: &str = "/api/v1/users";
@@ -103,18 +103,25 @@ fn scenarios() -> Vec<(&'static str, Router, bool)> {
     let tracker = Tracker::new();
 
     let full = {
-        // The demo's order (DESIGN.md), outermost last: http() on the plain routes, then rate
-        // limit, inner() (catch panic, CORS), metrics, tracking, outer() (request id, access log,
-        // security headers).
+        // The demo's order and grouping (DESIGN.md, `crosscut_demo::app`): the rate limit and
+        // http() in one `Router::layer` on the plain routes, then outer() (request id, access log,
+        // security headers), tracking, metrics and inner() (catch panic, CORS) in one on the whole
+        // router, outermost first.
         let metrics = Metrics::new();
         let tracker = Tracker::new();
         routes()
-            .layer(stack.http())
-            .layer(RateLimitLayer::new(unlimited()))
-            .layer(stack.inner())
-            .layer(metrics.layer())
-            .layer(tracker.layer())
-            .layer(stack.outer())
+            .layer(
+                ServiceBuilder::new()
+                    .layer(RateLimitLayer::new(unlimited()))
+                    .layer(stack.http()),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(stack.outer())
+                    .layer(tracker.layer())
+                    .layer(metrics.layer())
+                    .layer(stack.inner()),
+            )
     };
 
     vec![
