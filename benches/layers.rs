@@ -27,175 +27,27 @@
 //! moves by more than a layer costs between them; two batches a few milliseconds apart move
 //! together (a machine slower as a whole still scales both, so compare runs row by row).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::routing::get;
-use axum::Router;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use common::{batch, call, request, scenarios, Head};
 use criterion::Criterion;
-use crosscut::access_log::AccessLogLayer;
-use crosscut::auth::{JwtAuthLayer, JwtKeys};
-use crosscut::body_limit::BodyLimitLayer;
-use crosscut::catch_panic::CatchPanicLayer;
-use crosscut::compression::CompressionLayer;
-use crosscut::connections::Tracker;
-use crosscut::cors::CorsLayer;
-use crosscut::metrics::Metrics;
-use crosscut::preset::{Stack, StackConfig};
-use crosscut::rate_limit::{RateLimit, RateLimitLayer};
-use crosscut::request_id::RequestIdLayer;
-use crosscut::security_headers::SecurityHeadersLayer;
-use crosscut::timeout::TimeoutLayer;
-use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
-use http::{HeaderValue, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::layer::util::Identity;
-use tower::{ServiceBuilder, ServiceExt};
 
 const GROUP: &str = "layers";
-const PATH: &str = "/api/v1/users";
-const USERS_JSON: &str = r#"{"users":[{"user_id":"user1","name":"John","version":"v1"},{"user_id":"user2","name":"Jane","version":"v1"}]}"#;
-const SECRET: &str = "a benchmark secret that is at least 32 bytes long";
-
-async fn users() -> ([(http::HeaderName, &'static str); 1], &'static str) {
-    ([(CONTENT_TYPE, "application/json")], USERS_JSON)
-}
-
-fn routes() -> Router {
-    Router::new().route(PATH, get(users))
-}
-
-/// The request every scenario answers; `gzip` adds `Accept-Encoding`.
-fn request(bearer: &HeaderValue, gzip: bool) -> Request<Body> {
-    let mut builder = Request::get(PATH)
-        .header(USER_AGENT, "criterion/0.5")
-        .header(ORIGIN, "https://app.example")
-        .header(AUTHORIZATION, bearer.clone());
-    if gzip {
-        builder = builder.header(ACCEPT_ENCODING, "gzip, br");
-    }
-    let mut req = builder.body(Body::empty()).expect("valid request");
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
-    req
-}
-
-async fn call(app: Router, req: Request<Body>) -> usize {
-    let res = app.oneshot(req).await.expect("infallible");
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    body.len()
-}
-
-/// A limit no benchmark reaches, so the limiter does its bookkeeping and never answers 429.
-fn unlimited() -> RateLimit {
-    RateLimit::per_second(1_000_000_000).burst(1_000_000_000)
-}
-
-fn scenarios() -> Vec<(&'static str, Router, bool)> {
-    let keys = JwtKeys::hs256(SECRET).expect("valid secret");
-    let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
-    let stack = Stack::new(StackConfig::default()).expect("valid preset");
-    let metrics = Metrics::new();
-    let tracker = Tracker::new();
-
-    let full = {
-        // The demo's order and grouping (DESIGN.md, `crosscut_demo::app`): the rate limit and
-        // http() in one `Router::layer` on the plain routes, then outer() (request id, access log,
-        // security headers), tracking, metrics and inner() (catch panic, CORS) in one on the whole
-        // router, outermost first.
-        let metrics = Metrics::new();
-        let tracker = Tracker::new();
-        routes()
-            .layer(
-                ServiceBuilder::new()
-                    .layer(RateLimitLayer::new(unlimited()))
-                    .layer(stack.http()),
-            )
-            .layer(
-                ServiceBuilder::new()
-                    .layer(stack.outer())
-                    .layer(tracker.layer())
-                    .layer(metrics.layer())
-                    .layer(stack.inner()),
-            )
-    };
-
-    vec![
-        ("bare", routes(), false),
-        // What any `Router::layer` call costs before the layer does anything: axum boxes the
-        // route once more, clones that box for every request and boxes its future.
-        ("noop_layer", routes().layer(Identity::new()), false),
-        ("request_id", routes().layer(RequestIdLayer::new()), false),
-        ("access_log", routes().layer(AccessLogLayer::new()), false),
-        (
-            "security_headers",
-            routes().layer(SecurityHeadersLayer::new()),
-            false,
-        ),
-        ("cors", routes().layer(cors), false),
-        (
-            "timeout",
-            routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
-            false,
-        ),
-        ("catch_panic", routes().layer(CatchPanicLayer::new()), false),
-        (
-            "body_limit",
-            routes().layer(BodyLimitLayer::new(1024 * 1024)),
-            false,
-        ),
-        (
-            "compression_identity",
-            routes().layer(CompressionLayer::new()),
-            false,
-        ),
-        (
-            "compression_gzip",
-            routes().layer(CompressionLayer::new()),
-            true,
-        ),
-        (
-            "rate_limit",
-            routes().layer(RateLimitLayer::new(unlimited())),
-            false,
-        ),
-        (
-            "auth_jwt_hs256",
-            routes().layer(JwtAuthLayer::new(keys)),
-            false,
-        ),
-        ("connections", routes().layer(tracker.layer()), false),
-        ("metrics", routes().layer(metrics.layer()), false),
-        ("preset", stack.apply(routes()), false),
-        ("full_stack", full, false),
-    ]
-}
-
-/// `Bearer <token>` for a day-long HS256 token signed with [`SECRET`].
-fn bearer() -> HeaderValue {
-    let keys = JwtKeys::hs256(SECRET).expect("valid secret");
-    let token = keys
-        .issue("bench", ["read", "write"], Duration::from_secs(24 * 3600))
-        .expect("token");
-    HeaderValue::from_str(&format!("Bearer {token}")).expect("header value")
-}
-
 fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
-    let bearer = bearer();
+    let head = Head::new();
 
     // Built inside the runtime: some layers start background tasks on first use.
     let scenarios = rt.block_on(async { scenarios() });
     let mut group = c.benchmark_group(GROUP);
     for (name, app, gzip) in scenarios {
         // Fail loudly, before measuring, if a scenario does not answer 200.
-        rt.block_on(call(app.clone(), request(&bearer, gzip)));
+        rt.block_on(call(app.clone(), request(&head, gzip)));
         group.bench_function(name, |b| {
             b.to_async(rt)
-                .iter(|| call(app.clone(), request(&bearer, gzip)));
+                .iter(|| call(app.clone(), request(&head, gzip)));
         });
     }
     group.finish();
@@ -240,23 +92,6 @@ fn summary(names: &[&str], since: SystemTime) {
     }
 }
 
-/// Nanoseconds per request of `n` requests through `app`.
-fn batch(
-    rt: &tokio::runtime::Runtime,
-    app: &Router,
-    bearer: &HeaderValue,
-    gzip: bool,
-    n: u32,
-) -> f64 {
-    rt.block_on(async {
-        let start = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(call(app.clone(), request(bearer, gzip)).await);
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(n)
-    })
-}
-
 /// The `q` quantile (0 to 1) of `sorted`, nearest rank.
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
@@ -264,7 +99,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Each layer against `bare` in interleaved batches; prints the median difference per request.
-fn paired(rt: &tokio::runtime::Runtime, bearer: &HeaderValue, filter: Option<&str>, rounds: usize) {
+fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, rounds: usize) {
     const BATCH: u32 = 2_000;
     let scenarios = rt.block_on(async { scenarios() });
     let (bare_name, bare, _) = &scenarios[0];
@@ -283,16 +118,16 @@ fn paired(rt: &tokio::runtime::Runtime, bearer: &HeaderValue, filter: Option<&st
             continue;
         }
         // Warm both up so that the first round does not pay for cold caches.
-        batch(rt, bare, bearer, *gzip, BATCH);
-        batch(rt, app, bearer, *gzip, BATCH);
+        batch(rt, bare, head, *gzip, BATCH);
+        batch(rt, app, head, *gzip, BATCH);
         let mut diffs: Vec<f64> = (0..rounds)
             .map(|round| {
                 if round % 2 == 0 {
-                    let b = batch(rt, bare, bearer, *gzip, BATCH);
-                    batch(rt, app, bearer, *gzip, BATCH) - b
+                    let b = batch(rt, bare, head, *gzip, BATCH);
+                    batch(rt, app, head, *gzip, BATCH) - b
                 } else {
-                    let l = batch(rt, app, bearer, *gzip, BATCH);
-                    l - batch(rt, bare, bearer, *gzip, BATCH)
+                    let l = batch(rt, app, head, *gzip, BATCH);
+                    l - batch(rt, bare, head, *gzip, BATCH)
                 }
             })
             .collect();
@@ -346,7 +181,7 @@ fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let profiling = std::env::args().any(|a| a == "--profile-time" || a == "--list");
     if rounds > 0 && !profiling {
-        let bearer = bearer();
-        paired(&rt, &bearer, filter.as_deref(), rounds);
+        let head = Head::new();
+        paired(&rt, &head, filter.as_deref(), rounds);
     }
 }

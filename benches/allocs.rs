@@ -1,0 +1,78 @@
+//! Heap allocations per request, in process, for the scenarios of `benches/layers.rs`: bare axum,
+//! each crosscut layer alone, the preset and the full stack.
+//!
+//! Run with
+//!
+//! ```not_rust
+//! cargo bench --bench allocs                 # every scenario, a few seconds
+//! cargo bench --bench allocs -- metrics      # scenarios whose name contains `metrics`
+//! ```
+//!
+//! Nanoseconds move with a shared machine by more than a layer costs; the number of allocations
+//! does not. Each row is measured over 1,000 requests after 1,000 warm-up ones (the rate limiter's
+//! key, the metrics' label set and the like are created by the first request) and counted by
+//! `stats_alloc` around the system allocator: allocations and reallocations per request, the bytes
+//! they ask for, and the difference in allocations from `bare`. This binary has the counting
+//! allocator; `benches/layers.rs`, which measures time, does not.
+
+mod common;
+
+use std::alloc::System;
+
+use common::{batch, scenarios, Head};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Requests measured per scenario (and as many warm-up requests before them).
+const REQUESTS: u32 = 1_000;
+
+fn main() {
+    // The access log's events go through the demo's formatter to a sink, as in `benches/layers.rs`.
+    let (writer, _guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(writer)
+        .with_ansi(false)
+        .event_format(crosscut_demo::log_format::PlainText)
+        .init();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let head = Head::new();
+    let scenarios = rt.block_on(async { scenarios() });
+
+    println!("allocations per request (mean of {REQUESTS} after {REQUESTS} warm-up requests)");
+    println!(
+        "{:<22} {:>8} {:>9} {:>10}",
+        "scenario", "allocs", "+ bare", "bytes"
+    );
+    let mut bare = None;
+    for (name, app, gzip) in &scenarios {
+        let wanted = filter
+            .as_deref()
+            .is_none_or(|f| f.split('|').any(|p| name.contains(p)));
+        if !wanted && bare.is_some() {
+            continue;
+        }
+        batch(&rt, app, &head, *gzip, REQUESTS);
+        // The batch writer's thread allocates too; it formats nothing (events are formatted on
+        // this thread), so its share is a handful of buffer swaps over the whole run.
+        let region = Region::new(GLOBAL);
+        batch(&rt, app, &head, *gzip, REQUESTS);
+        let stats = region.change();
+        let per = |n: usize| n as f64 / f64::from(REQUESTS);
+        let allocs = per(stats.allocations + stats.reallocations);
+        let base = *bare.get_or_insert(allocs);
+        if wanted {
+            println!(
+                "{name:<22} {allocs:>8.1} {:>+9.1} {:>10.0}",
+                allocs - base,
+                per(stats.bytes_allocated + stats.bytes_reallocated.max(0) as usize)
+            );
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! What the in-process benches share: the route every scenario answers, the request, and the
+//! scenarios themselves (bare axum, each crosscut layer alone, the preset, the full stack).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use bytes::BytesMut;
+use crosscut::access_log::AccessLogLayer;
+use crosscut::auth::{JwtAuthLayer, JwtKeys};
+use crosscut::body_limit::BodyLimitLayer;
+use crosscut::catch_panic::CatchPanicLayer;
+use crosscut::compression::CompressionLayer;
+use crosscut::connections::Tracker;
+use crosscut::cors::CorsLayer;
+use crosscut::metrics::Metrics;
+use crosscut::preset::{Stack, StackConfig};
+use crosscut::rate_limit::{RateLimit, RateLimitLayer};
+use crosscut::request_id::RequestIdLayer;
+use crosscut::security_headers::SecurityHeadersLayer;
+use crosscut::timeout::TimeoutLayer;
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::BodyExt;
+use tower::layer::util::Identity;
+use tower::{ServiceBuilder, ServiceExt};
+
+const PATH: &str = "/api/v1/users";
+const USERS_JSON: &str = r#"{"users":[{"user_id":"user1","name":"John","version":"v1"},{"user_id":"user2","name":"Jane","version":"v1"}]}"#;
+const SECRET: &str = "a benchmark secret that is at least 32 bytes long";
+
+pub(crate) async fn users() -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    ([(CONTENT_TYPE, "application/json")], USERS_JSON)
+}
+
+pub(crate) fn routes() -> Router {
+    Router::new().route(PATH, get(users))
+}
+
+/// The request line's target and header values every request carries, parsed once.
+///
+/// hyper hands a handler header values and a URI that are slices of the connection's read
+/// buffer: cloning one is a reference-count increment. Values built from `&str` for each request
+/// are copies that allocate, and allocate again the first time a layer clones them, which no
+/// request from a server does; these are slices of one shared buffer, as hyper's are.
+pub(crate) struct Head {
+    uri: Uri,
+    user_agent: HeaderValue,
+    origin: HeaderValue,
+    authorization: HeaderValue,
+    accept_encoding: HeaderValue,
+}
+
+impl Head {
+    /// The head with `Authorization: Bearer <token>` for a day-long HS256 token signed with
+    /// [`SECRET`].
+    pub(crate) fn new() -> Self {
+        let keys = JwtKeys::hs256(SECRET).expect("valid secret");
+        let token = keys
+            .issue("bench", ["read", "write"], Duration::from_secs(24 * 3600))
+            .expect("token");
+        let parts = [
+            PATH.to_owned(),
+            "criterion/0.5".to_owned(),
+            "https://app.example".to_owned(),
+            format!("Bearer {token}"),
+            "gzip, br".to_owned(),
+        ];
+        let mut buffer = BytesMut::new();
+        let mut ranges = Vec::new();
+        for part in &parts {
+            let start = buffer.len();
+            buffer.extend_from_slice(part.as_bytes());
+            ranges.push(start..buffer.len());
+        }
+        // `split` turns the buffer into a shared one, like hyper's read buffer after a request.
+        let buffer = buffer.split().freeze();
+        let value = |i: usize| {
+            HeaderValue::from_maybe_shared(buffer.slice(ranges[i].clone())).expect("header value")
+        };
+        Self {
+            uri: Uri::from_maybe_shared(buffer.slice(ranges[0].clone())).expect("valid path"),
+            user_agent: value(1),
+            origin: value(2),
+            authorization: value(3),
+            accept_encoding: value(4),
+        }
+    }
+}
+
+/// The request every scenario answers; `gzip` adds `Accept-Encoding`.
+pub(crate) fn request(head: &Head, gzip: bool) -> Request<Body> {
+    let mut builder = Request::get(head.uri.clone())
+        .header(USER_AGENT, head.user_agent.clone())
+        .header(ORIGIN, head.origin.clone())
+        .header(AUTHORIZATION, head.authorization.clone());
+    if gzip {
+        builder = builder.header(ACCEPT_ENCODING, head.accept_encoding.clone());
+    }
+    let mut req = builder.body(Body::empty()).expect("valid request");
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    req
+}
+
+pub(crate) async fn call(app: Router, req: Request<Body>) -> usize {
+    let res = app.oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    body.len()
+}
+
+/// A limit no benchmark reaches, so the limiter does its bookkeeping and never answers 429.
+pub(crate) fn unlimited() -> RateLimit {
+    RateLimit::per_second(1_000_000_000).burst(1_000_000_000)
+}
+
+/// Every scenario: its name, its router (routes built once, as a server has them) and whether its
+/// request asks for compression.
+pub(crate) fn scenarios() -> Vec<(&'static str, Router, bool)> {
+    let keys = JwtKeys::hs256(SECRET).expect("valid secret");
+    let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
+    let stack = Stack::new(StackConfig::default()).expect("valid preset");
+    let metrics = Metrics::new();
+    let tracker = Tracker::new();
+
+    let full = {
+        // The demo's order and grouping (DESIGN.md, `crosscut_demo::app`): the rate limit and
+        // http() in one `Router::layer` on the plain routes, then outer() (request id, access log,
+        // security headers), tracking, metrics and inner() (catch panic, CORS) in one on the whole
+        // router, outermost first.
+        let metrics = Metrics::new();
+        let tracker = Tracker::new();
+        routes()
+            .layer(
+                ServiceBuilder::new()
+                    .layer(RateLimitLayer::new(unlimited()))
+                    .layer(stack.http()),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(stack.outer())
+                    .layer(tracker.layer())
+                    .layer(metrics.layer())
+                    .layer(stack.inner()),
+            )
+    };
+
+    vec![
+        ("bare", routes(), false),
+        // What any `Router::layer` call costs before the layer does anything: axum boxes the
+        // route once more, clones that box for every request and boxes its future.
+        ("noop_layer", routes().layer(Identity::new()), false),
+        ("request_id", routes().layer(RequestIdLayer::new()), false),
+        ("access_log", routes().layer(AccessLogLayer::new()), false),
+        (
+            "security_headers",
+            routes().layer(SecurityHeadersLayer::new()),
+            false,
+        ),
+        ("cors", routes().layer(cors), false),
+        (
+            "timeout",
+            routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
+            false,
+        ),
+        ("catch_panic", routes().layer(CatchPanicLayer::new()), false),
+        (
+            "body_limit",
+            routes().layer(BodyLimitLayer::new(1024 * 1024)),
+            false,
+        ),
+        (
+            "compression_identity",
+            routes().layer(CompressionLayer::new()),
+            false,
+        ),
+        (
+            "compression_gzip",
+            routes().layer(CompressionLayer::new()),
+            true,
+        ),
+        (
+            "rate_limit",
+            routes().layer(RateLimitLayer::new(unlimited())),
+            false,
+        ),
+        (
+            "auth_jwt_hs256",
+            routes().layer(JwtAuthLayer::new(keys)),
+            false,
+        ),
+        ("connections", routes().layer(tracker.layer()), false),
+        ("metrics", routes().layer(metrics.layer()), false),
+        ("preset", stack.apply(routes()), false),
+        ("full_stack", full, false),
+    ]
+    .into_iter()
+    // What `axum::serve` does through `into_make_service`: every handler becomes a `Route` once,
+    // with its layers applied. A `Router<()>` driven with `oneshot` as it is would instead build
+    // each handler's route again, and apply every layer to it, on every request.
+    .map(|(name, router, gzip)| (name, router.with_state(()), gzip))
+    .collect()
+}
+
+/// Nanoseconds per request of `n` requests through `app`.
+pub(crate) fn batch(
+    rt: &tokio::runtime::Runtime,
+    app: &Router,
+    head: &Head,
+    gzip: bool,
+    n: u32,
+) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(call(app.clone(), request(head, gzip)).await);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(n)
+    })
+}
