@@ -14,9 +14,11 @@
 //!
 //! # axum's `DefaultBodyLimit`
 //!
-//! axum's body extractors apply their own default limit of 2 MB unless told otherwise, which would
-//! undercut a larger configured limit. This layer inserts [`DefaultBodyLimit::disable`] into every
-//! request it passes on, since the body it hands over is already bounded by the configured limit.
+//! axum's body extractors apply their own default limit of 2 MiB unless told otherwise, which would
+//! undercut a larger configured limit. With a limit above 2 MiB this layer inserts
+//! [`DefaultBodyLimit::disable`] into every request it passes on, since the body it hands over is
+//! already bounded by the configured limit; at or below 2 MiB its own limit is always reached
+//! first, and axum is left alone.
 //! A route that wants less can still add `DefaultBodyLimit::max(n)` further in: the innermost one
 //! wins.
 //!
@@ -57,6 +59,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{ApiError, ErrorCode};
+
+/// axum's default limit for its body extractors (`DEFAULT_LIMIT` in axum-core, not exported).
+const AXUM_DEFAULT_LIMIT: u64 = 2_097_152;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -137,7 +142,11 @@ where
         }
 
         let mut req = req;
-        DefaultBodyLimit::disable().apply(&mut req);
+        // Under axum's own limit, ours always trips first and axum's never matters; telling axum
+        // is only needed above it, and costs an allocation (a boxed request extension).
+        if limit > AXUM_DEFAULT_LIMIT {
+            DefaultBodyLimit::disable().apply(&mut req);
+        }
         let (parts, body) = req.into_parts();
         let body = match hint.upper() {
             Some(upper) if upper <= limit => Body::new(body),
@@ -340,6 +349,21 @@ mod tests {
         let req = Request::post("/bytes").body(chunked(size)).unwrap();
         let res = app.oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn at_axum_default_our_limit_decides_both_ways() {
+        // Here axum is not told to stand aside: a body of exactly the limit still passes, and
+        // one chunk more still gets this layer's JSON 413.
+        let limit = AXUM_DEFAULT_LIMIT as usize;
+        let size = limit / 100 * 100;
+        let req = Request::post("/bytes").body(chunked(size)).unwrap();
+        let res = app(size).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let req = Request::post("/bytes").body(chunked(size + 100)).unwrap();
+        let res = app(size).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json(res).await["code"], "PAYLOAD_TOO_LARGE");
     }
 
     #[tokio::test]

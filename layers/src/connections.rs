@@ -305,8 +305,8 @@ where
                 let total = counts.total_requests.load(Ordering::Relaxed);
                 let headers = res.headers_mut();
                 crate::room::make_room(headers, 2);
-                headers.insert(X_ACTIVE_CONNECTIONS, HeaderValue::from(open));
-                headers.insert(X_TOTAL_REQUESTS, HeaderValue::from(total));
+                headers.insert(X_ACTIVE_CONNECTIONS, crate::value::number(open));
+                headers.insert(X_TOTAL_REQUESTS, crate::value::number(total));
             }
         }
         Poll::Ready(Ok(res))

@@ -73,6 +73,33 @@ const ALLOW_HEADERS: HeaderValue =
     HeaderValue::from_static("Content-Type, Authorization, X-Request-ID");
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("origin");
+const VARY_ACCEPT_ENCODING_ORIGIN: HeaderValue =
+    HeaderValue::from_static("accept-encoding, origin");
+
+/// Adds `origin` to what the response varies on.
+///
+/// A second `Vary` field line costs the header map an allocation (its list of extra values); the
+/// usual case, `accept-encoding` alone from the compression layer, becomes one field with both
+/// names instead, which means the same (RFC 9110, section 5.3).
+fn vary_origin(headers: &mut http::HeaderMap) {
+    match headers.entry(header::VARY) {
+        header::Entry::Vacant(slot) => {
+            slot.insert(VARY_ORIGIN);
+        }
+        header::Entry::Occupied(mut slot) => {
+            let only_accept_encoding = slot.iter().count() == 1
+                && slot
+                    .get()
+                    .as_bytes()
+                    .eq_ignore_ascii_case(b"accept-encoding");
+            if only_accept_encoding {
+                slot.insert(VARY_ACCEPT_ENCODING_ORIGIN);
+            } else {
+                slot.append(VARY_ORIGIN);
+            }
+        }
+    }
+}
 
 /// Why an origin list was refused by [`CorsLayer::from_origins`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +346,9 @@ where
             KindProj::Inner { inner, allowed } => {
                 let mut res = ready!(inner.poll(cx))?;
                 let headers = res.headers_mut();
-                headers.append(header::VARY, VARY_ORIGIN);
+                // The header map's one growth, if it needs one, sized for the whole stack.
+                crate::room::make_room(headers, 2);
+                vary_origin(headers);
                 if let Some(origin) = allowed.take() {
                     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                 }
@@ -489,5 +518,31 @@ mod tests {
         let layer = CorsLayer::from_origins(["https://a.example"]).unwrap();
         let clone = layer.clone();
         assert!(Arc::ptr_eq(&layer.rules, &clone.rules));
+    }
+
+    #[test]
+    fn origin_joins_what_the_response_varies_on() {
+        let vary = |existing: &[&'static str]| {
+            let mut headers = http::HeaderMap::new();
+            for v in existing {
+                headers.append(header::VARY, HeaderValue::from_static(v));
+            }
+            vary_origin(&mut headers);
+            headers
+                .get_all(header::VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vary(&[]), ["origin"]);
+        // The compression layer's value alone: one field naming both.
+        assert_eq!(vary(&["accept-encoding"]), ["accept-encoding, origin"]);
+        assert_eq!(vary(&["Accept-Encoding"]), ["accept-encoding, origin"]);
+        // Anything else is kept as it is, with `origin` after it.
+        assert_eq!(vary(&["cookie"]), ["cookie", "origin"]);
+        assert_eq!(
+            vary(&["accept-encoding", "cookie"]),
+            ["accept-encoding", "cookie", "origin"]
+        );
     }
 }

@@ -39,6 +39,12 @@ pub mod error;
     feature = "connections"
 ))]
 mod room;
+#[cfg(any(
+    feature = "request-id",
+    feature = "rate-limit",
+    feature = "connections"
+))]
+mod value;
 
 #[cfg(feature = "access-log")]
 pub mod access_log;

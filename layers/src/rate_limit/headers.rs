@@ -42,7 +42,7 @@ impl Values {
             .ok()
             .and_then(|i| self.numbers.get(i))
             .cloned()
-            .unwrap_or_else(|| HeaderValue::from(n))
+            .unwrap_or_else(|| crate::value::number(n))
     }
 
     /// Writes the four RateLimit fields.
