@@ -46,6 +46,7 @@ pub(crate) fn text(bytes: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
 }
 
 /// `n` in decimal as a header value.
+#[cfg(any(feature = "rate-limit", feature = "connections"))]
 pub(crate) fn number(n: u64) -> HeaderValue {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -68,6 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn numbers_read_back() {
         for n in [0, 7, 10, 99, 100, 4096, 999_999_999, u64::MAX] {
             assert_eq!(number(n), HeaderValue::from(n), "{n}");
@@ -75,6 +77,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn values_do_not_share_bytes_they_should_not() {
         // More values than one chunk holds, each kept: none may see another's bytes.
         let values: Vec<(u64, HeaderValue)> = (0..2_000u64)
@@ -94,6 +97,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn values_outlive_their_thread() {
         let v = std::thread::spawn(|| number(12_345)).join().unwrap();
         assert_eq!(v, "12345");
