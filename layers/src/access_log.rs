@@ -156,7 +156,7 @@ impl Captured {
                 path = self.uri.path(),
                 status,
                 latency_us,
-                client_ip = self.client_ip.map(tracing::field::display),
+                client_ip = self.client_ip.map(|ip| tracing::field::display(Addr(ip))),
                 user_agent,
                 request_id,
                 "request"
@@ -168,12 +168,45 @@ impl Captured {
                 path = self.uri.path(),
                 status = "error",
                 latency_us,
-                client_ip = self.client_ip.map(tracing::field::display),
+                client_ip = self.client_ip.map(|ip| tracing::field::display(Addr(ip))),
                 user_agent,
                 request_id,
                 "request"
             ),
         }
+    }
+}
+
+/// An address displayed as `IpAddr` displays it, with IPv4 (the usual case) written in one piece:
+/// the standard `Display` goes through the formatting machinery once per octet, which a profile
+/// of this layer put at a sixth of its cost.
+struct Addr(IpAddr);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let IpAddr::V4(v4) = self.0 else {
+            return self.0.fmt(f);
+        };
+        let mut text = [0u8; 15];
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                text[len] = b'.';
+                len += 1;
+            }
+            if octet >= 100 {
+                text[len] = b'0' + octet / 100;
+                len += 1;
+            }
+            if octet >= 10 {
+                text[len] = b'0' + octet / 10 % 10;
+                len += 1;
+            }
+            text[len] = b'0' + octet % 10;
+            len += 1;
+        }
+        // Digits and dots only.
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -339,5 +372,26 @@ mod tests {
         let req = Request::get("/").body(Body::empty()).unwrap();
         let lines = logged(req, tracing::Level::WARN).await;
         assert!(lines.is_empty(), "{lines:?}");
+    }
+
+    #[test]
+    fn addresses_display_as_the_standard_library_displays_them() {
+        let mut v4: Vec<IpAddr> = [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 9, 99, 100],
+            [255, 255, 255, 255],
+            [1, 20, 199, 250],
+        ]
+        .into_iter()
+        .map(IpAddr::from)
+        .collect();
+        v4.extend((0..=255u8).map(|o| IpAddr::from([o, o, o, o])));
+        for ip in v4
+            .into_iter()
+            .chain(["::1", "2001:db8::7", "::ffff:1.2.3.4"].map(|s| s.parse().unwrap()))
+        {
+            assert_eq!(Addr(ip).to_string(), ip.to_string());
+        }
     }
 }
