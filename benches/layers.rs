@@ -26,6 +26,12 @@
 //! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
 //! moves by more than a layer costs between them; two batches a few milliseconds apart move
 //! together (a machine slower as a whole still scales both, so compare runs row by row).
+//! `LAYERS_CRITERION=0` skips criterion's pass and runs only the paired one.
+//!
+//! Every router is built the way `axum::serve` builds it (`with_state`, so each handler becomes a
+//! route once) and every request carries header values that share one buffer, as hyper's share
+//! the connection's read buffer; `benches/allocs.rs` counts allocations per request for the same
+//! scenarios.
 
 mod common;
 
@@ -163,8 +169,11 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
-    bench(&mut c, &rt);
-    c.final_summary();
+    // `LAYERS_CRITERION=0` skips criterion's pass and goes straight to the paired one.
+    if std::env::var("LAYERS_CRITERION").as_deref() != Ok("0") {
+        bench(&mut c, &rt);
+        c.final_summary();
+    }
 
     let names: Vec<&str> = rt
         .block_on(async { scenarios() })
