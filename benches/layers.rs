@@ -115,8 +115,8 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
          layer back to back; + ns per request"
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10}",
-        "scenario", "median", "p25", "p75"
+        "{:<22} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "scenario", "median", "p25", "p75", "bare ns", "ratio"
     );
     for (name, app, gzip) in &scenarios[1..] {
         // Criterion reads the filter as a regular expression; alternatives with `|` are enough here.
@@ -126,23 +126,31 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
         // Warm both up so that the first round does not pay for cold caches.
         batch(rt, bare, head, *gzip, BATCH);
         batch(rt, app, head, *gzip, BATCH);
-        let mut diffs: Vec<f64> = (0..rounds)
-            .map(|round| {
-                if round % 2 == 0 {
-                    let b = batch(rt, bare, head, *gzip, BATCH);
-                    batch(rt, app, head, *gzip, BATCH) - b
-                } else {
-                    let l = batch(rt, app, head, *gzip, BATCH);
-                    l - batch(rt, bare, head, *gzip, BATCH)
-                }
-            })
-            .collect();
-        diffs.sort_by(f64::total_cmp);
+        let (mut diffs, mut bares, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (b, l) = if round % 2 == 0 {
+                let b = batch(rt, bare, head, *gzip, BATCH);
+                (b, batch(rt, app, head, *gzip, BATCH))
+            } else {
+                let l = batch(rt, app, head, *gzip, BATCH);
+                (batch(rt, bare, head, *gzip, BATCH), l)
+            };
+            diffs.push(l - b);
+            bares.push(b);
+            ratios.push(l / b);
+        }
+        for v in [&mut diffs, &mut bares, &mut ratios] {
+            v.sort_by(f64::total_cmp);
+        }
+        // A machine slower as a whole scales bare and layer alike: the bare time and the ratio
+        // tell a slow phase from a dearer layer when runs are compared.
         println!(
-            "{name:<22} {:>+10.0} {:>+10.0} {:>+10.0}",
+            "{name:<22} {:>+10.0} {:>+10.0} {:>+10.0} {:>10.0} {:>8.3}",
             quantile(&diffs, 0.5),
             quantile(&diffs, 0.25),
-            quantile(&diffs, 0.75)
+            quantile(&diffs, 0.75),
+            quantile(&bares, 0.5),
+            quantile(&ratios, 0.5)
         );
     }
 }

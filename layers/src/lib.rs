@@ -39,11 +39,7 @@ pub mod error;
     feature = "connections"
 ))]
 mod room;
-#[cfg(any(
-    feature = "request-id",
-    feature = "rate-limit",
-    feature = "connections"
-))]
+#[cfg(any(feature = "rate-limit", feature = "connections"))]
 mod value;
 
 #[cfg(feature = "access-log")]

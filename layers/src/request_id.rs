@@ -66,11 +66,12 @@ impl RequestId {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
         // The id is cloned into the request, the response and the request's extensions: bytes
-        // behind a reference count make each clone an increment, and the thread's shared chunk
-        // (`crate::value`) spares the allocation a buffer of its own would cost. A `HeaderValue`
-        // made from a string copies it into a buffer whose first clone allocates a second time.
+        // owned behind one reference count make each clone an increment. A `HeaderValue` made
+        // from a string copies it into a buffer whose first clone allocates a second time to
+        // become shareable.
+        let shared = bytes::Bytes::from_owner(text);
         // A hyphenated UUID is always a valid header value; the fallback only avoids a panic path.
-        Self(crate::value::text(&text).unwrap_or(HeaderValue::from_static("invalid")))
+        Self(HeaderValue::from_maybe_shared(shared).unwrap_or(HeaderValue::from_static("invalid")))
     }
 
     /// The id as text.

@@ -1,52 +1,29 @@
-//! Header values made per request (counters, request ids) without an allocation each.
+//! Numeric header values made per request (connection counters, RateLimit fields) without an
+//! allocation each.
 //!
 //! `HeaderValue::from(n)` formats into a fresh buffer and then shrinks it to fit: two
 //! allocations for a number, and the connections layer sends two numbers on every response. Here
 //! each thread keeps one chunk of [`CHUNK_BYTES`] and hands out slices of it: a value costs a copy
-//! of its bytes and a reference-count increment, and the chunk is let go by its last value.
+//! of its digits and a reference-count increment, and the chunk is let go by its last value.
 //!
-//! The price is memory kept alive: a value kept after its response is gone (say, a request id
-//! stored by a handler) keeps its whole chunk, at most [`CHUNK_BYTES`], from being freed.
+//! The price is memory kept alive: a value kept after its response is gone keeps its whole chunk
+//! from being freed. A counter in a response header is not kept; a request id might well be (a
+//! handler may store it), which is why ids are not made here.
 
 use std::cell::RefCell;
 
 use bytes::BytesMut;
-use http::header::{HeaderValue, InvalidHeaderValue};
+use http::header::HeaderValue;
 
-/// Bytes per chunk: room for about fifty 20-digit numbers or UUIDs.
+/// Bytes per chunk: room for about a hundred 20-digit numbers, more of the usual sizes.
 const CHUNK_BYTES: usize = 2048;
-
-/// Longer values get a buffer of their own rather than most of a chunk.
-const MAX_SHARED: usize = 128;
 
 thread_local! {
     /// The rest of this thread's current chunk.
     static CHUNK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// `bytes` as a header value, in this thread's chunk when it is short.
-pub(crate) fn text(bytes: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
-    if bytes.len() > MAX_SHARED {
-        return HeaderValue::from_bytes(bytes);
-    }
-    let shared = CHUNK.try_with(|cell| {
-        // Not reentrant, but a value is copied in and split off without calling out; a borrow
-        // that fails anyway (or a thread being torn down) takes the path without the chunk.
-        let mut chunk = cell.try_borrow_mut().ok()?;
-        if chunk.capacity() < bytes.len() {
-            *chunk = BytesMut::with_capacity(CHUNK_BYTES);
-        }
-        chunk.extend_from_slice(bytes);
-        Some(chunk.split().freeze())
-    });
-    match shared {
-        Ok(Some(shared)) => HeaderValue::from_maybe_shared(shared),
-        _ => HeaderValue::from_bytes(bytes),
-    }
-}
-
 /// `n` in decimal as a header value.
-#[cfg(any(feature = "rate-limit", feature = "connections"))]
 pub(crate) fn number(n: u64) -> HeaderValue {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -60,8 +37,22 @@ pub(crate) fn number(n: u64) -> HeaderValue {
             break;
         }
     }
-    // Digits are always a valid header value; the fallback only avoids a panic path.
-    text(&digits[at..]).unwrap_or_else(|_| HeaderValue::from(n))
+    let digits = &digits[at..];
+    let shared = CHUNK.try_with(|cell| {
+        // Nothing is called while the chunk is borrowed, so the borrow cannot fail; if it did (or
+        // the thread is being torn down) the value gets a buffer of its own.
+        let mut chunk = cell.try_borrow_mut().ok()?;
+        if chunk.capacity() < digits.len() {
+            *chunk = BytesMut::with_capacity(CHUNK_BYTES);
+        }
+        chunk.extend_from_slice(digits);
+        Some(chunk.split().freeze())
+    });
+    match shared {
+        // Digits are always a valid header value.
+        Ok(Some(shared)) => HeaderValue::from_maybe_shared(shared).unwrap_or(HeaderValue::from(n)),
+        _ => HeaderValue::from(n),
+    }
 }
 
 #[cfg(test)]
@@ -69,7 +60,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn numbers_read_back() {
         for n in [0, 7, 10, 99, 100, 4096, 999_999_999, u64::MAX] {
             assert_eq!(number(n), HeaderValue::from(n), "{n}");
@@ -77,9 +67,8 @@ mod tests {
     }
 
     #[test]
-    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn values_do_not_share_bytes_they_should_not() {
-        // More values than one chunk holds, each kept: none may see another's bytes.
+        // More values than one chunk holds, each kept: none may see another's digits.
         let values: Vec<(u64, HeaderValue)> = (0..2_000u64)
             .map(|i| (i * 7_919, number(i * 7_919)))
             .collect();
@@ -89,15 +78,6 @@ mod tests {
     }
 
     #[test]
-    fn text_is_checked_like_any_header_value() {
-        assert!(text(b"bad\nvalue").is_err());
-        assert!(text(&[b'a'; 4 * MAX_SHARED]).is_ok());
-        assert_eq!(text(b"abc").unwrap(), "abc");
-        assert_eq!(text(b"").unwrap(), "");
-    }
-
-    #[test]
-    #[cfg(any(feature = "rate-limit", feature = "connections"))]
     fn values_outlive_their_thread() {
         let v = std::thread::spawn(|| number(12_345)).join().unwrap();
         assert_eq!(v, "12345");
