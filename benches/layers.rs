@@ -22,7 +22,10 @@
 //! differences with the machine's drift paired out: for each layer, `LAYERS_PAIRED_ROUNDS`
 //! rounds (default 41; 0 skips the pass) each time a batch of 2,000 requests through `bare` and
 //! a batch through the layer back to back (alternating which goes first), and the table gives the
-//! median of the per-round differences with its interquartile range. Criterion measures each
+//! median of the per-round differences with its interquartile range, bare's median time, the
+//! median ratio layer / bare, and that ratio applied to the fastest bare time of the run ("at
+//! full speed": a slow phase of the machine scales bare and layer alike, so this is the figure to
+//! compare between rows and runs). Criterion measures each
 //! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
 //! moves by more than a layer costs between them; two batches a few milliseconds apart move
 //! together (a machine slower as a whole still scales both, so compare runs row by row).
@@ -112,12 +115,10 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
     assert_eq!(*bare_name, "bare");
     println!(
         "\npaired per-layer cost: {rounds} rounds of {BATCH} requests through bare and through the \
-         layer back to back; + ns per request"
+         layer back to back; + ns per request (median, quartiles), bare's median time, the median \
+         ratio layer / bare, and that ratio's cost at the run's fastest bare time"
     );
-    println!(
-        "{:<22} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "scenario", "median", "p25", "p75", "bare ns", "ratio"
-    );
+    let mut rows = Vec::new();
     for (name, app, gzip) in &scenarios[1..] {
         // Criterion reads the filter as a regular expression; alternatives with `|` are enough here.
         if filter.is_some_and(|f| !f.split('|').any(|part| name.contains(part))) {
@@ -142,15 +143,21 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
         for v in [&mut diffs, &mut bares, &mut ratios] {
             v.sort_by(f64::total_cmp);
         }
-        // A machine slower as a whole scales bare and layer alike: the bare time and the ratio
-        // tell a slow phase from a dearer layer when runs are compared.
+        let row = [0.5, 0.25, 0.75].map(|q| quantile(&diffs, q));
+        rows.push((*name, row, quantile(&bares, 0.5), quantile(&ratios, 0.5)));
+    }
+    // The machine's speed changes by up to 1.7 times between phases of a run and scales bare and
+    // layer alike, so a row's nanoseconds depend on the phase it fell in; its ratio does not.
+    // `at full speed` is the ratio applied to the fastest phase's bare time in this run.
+    let fastest = rows.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>7} {:>14}",
+        "scenario", "median", "p25", "p75", "bare ns", "ratio", "at full speed"
+    );
+    for (name, [median, p25, p75], bare_ns, ratio) in rows {
         println!(
-            "{name:<22} {:>+10.0} {:>+10.0} {:>+10.0} {:>10.0} {:>8.3}",
-            quantile(&diffs, 0.5),
-            quantile(&diffs, 0.25),
-            quantile(&diffs, 0.75),
-            quantile(&bares, 0.5),
-            quantile(&ratios, 0.5)
+            "{name:<22} {median:>+8.0} {p25:>+8.0} {p75:>+8.0} {bare_ns:>8.0} {ratio:>7.3} {:>+14.0}",
+            (ratio - 1.0) * fastest
         );
     }
 }
