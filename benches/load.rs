@@ -20,6 +20,7 @@
 //! |---|---|
 //! | `bare` | axum, the demo's handlers, no middleware |
 //! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the bytes alone cost |
+//! | `demo-conn` | bare's routes behind the demo's listener and serve loop, no middleware |
 //! | `demo-log` | the demo, full stack, access log on (`RUST_LOG=info`, stdout to a file) |
 //! | `demo-nolog` | the demo, access log off (`RUST_LOG=warn`) |
 //! | `stock-log` | tower-http + tower_governor, `TraceLayer` at INFO to a file |
@@ -31,6 +32,12 @@
 //! run seconds away drifts much less. The last two columns are the server process's CPU time per
 //! request during its runs (utime and stime from `/proc/<pid>/stat`, over the requests wrk
 //! counted): how much of a request is the server's own code and how much the kernel's TCP work.
+//!
+//! Then a shared-core pass (`LOAD_SHARED_ROUNDS`, default 3; 0 skips it) runs bare and each other
+//! server at the same time, both on CPU 0 and each with its own wrk on CPU 1, and compares their
+//! CPU time per request measured over the same seconds: the machine's drift, which moves bare runs
+//! seconds apart by tens of percent, cannot come between them. For a server that is CPU-bound,
+//! bare's CPU per request over the server's is the throughput one core gives it relative to bare.
 //!
 //! Environment: `LOAD_DURATION` (seconds per wrk run, default 8), `LOAD_ROUNDS` (default 3),
 //! `LOAD_CONNS` (default `64,512`), `LOAD_SERVERS` (comma-separated names, default all),
@@ -56,7 +63,7 @@ struct Server {
     demo: bool,
 }
 
-const SERVERS: [Server; 6] = [
+const SERVERS: [Server; 7] = [
     Server {
         name: "bare",
         bin: "examples/bare",
@@ -66,6 +73,12 @@ const SERVERS: [Server; 6] = [
     Server {
         name: "bare-headers",
         bin: "examples/bare-headers",
+        rust_log: "warn",
+        demo: false,
+    },
+    Server {
+        name: "demo-conn",
+        bin: "examples/demo-conn",
         rust_log: "warn",
         demo: false,
     },
@@ -175,6 +188,8 @@ fn build() -> Result<(), String> {
             "bare",
             "--example",
             "bare-headers",
+            "--example",
+            "demo-conn",
             "--example",
             "stock",
         ][..],
@@ -425,6 +440,29 @@ fn report(results: &BTreeMap<Key, Vec<Paired>>, rounds: usize, secs: u32) -> Str
     out
 }
 
+/// The shared-core pass's table.
+fn report_shared(shared: &BTreeMap<Key, Vec<(f64, f64)>>, rounds: usize, secs: u32) -> String {
+    let mut out = format!(
+        "\nShared core: bare and the server on CPU 0 at the same time, one wrk each on CPU 1, {secs} s \
+         per run, {rounds} round(s), medians. `bare CPU ÷ server CPU` is bare's CPU time per request \
+         over the server's, measured in the same seconds: the share of bare's throughput one core \
+         gives the server. `req/s ÷ bare` is what each got of the shared core.\n\n"
+    );
+    out.push_str("| route | conns | server | bare CPU ÷ server CPU | req/s ÷ bare |\n");
+    out.push_str("|---|---:|---|---:|---:|\n");
+    for ((route, conns, server), runs) in shared {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} |\n",
+            ROUTES[*route].1,
+            conns,
+            server,
+            median(runs.iter().map(|r| r.0).collect()),
+            median(runs.iter().map(|r| r.1).collect()),
+        ));
+    }
+    out
+}
+
 fn main() -> ExitCode {
     // Under `cargo bench` the harness passes `--bench`; no other arguments are taken.
     if !have("wrk") {
@@ -478,11 +516,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    // Bare axum runs before the first server and after each one.
-    let runs = (2 * servers.len() - 1) * routes.len() * conns.len() * rounds;
+    let shared_rounds: usize = env_or("LOAD_SHARED_ROUNDS", 3);
+    // Bare axum runs before the first server and after each one; then the shared-core pass.
+    let runs = (2 * servers.len() - 1) * routes.len() * conns.len() * rounds
+        + (servers.len() - 1) * routes.len() * conns.len() * shared_rounds;
     eprintln!(
         "load: {} servers x {} routes x {} connection counts x {rounds} rounds, bare between \
-         each, {secs} s each: about {} s",
+         each, then {shared_rounds} shared-core rounds, {secs} s each: about {} s",
         servers.len(),
         routes.len(),
         conns.len(),
@@ -610,11 +650,56 @@ fn main() -> ExitCode {
             }
         }
     }
+    // The shared-core pass: bare and one other server at the same time, both on CPU 0, each driven
+    // by its own wrk on CPU 1. Both see the same machine at the same moment, so their CPU time per
+    // request compares without the drift between runs.
+    let mut shared: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
+    for round in 0..shared_rounds {
+        for &r in &routes {
+            for &c in &conns {
+                for &(server, (addr, pid)) in &others {
+                    let run = |(addr, pid): Target| {
+                        wrk(&format!("http://{addr}{}", ROUTES[r].1), pid, c, secs)
+                    };
+                    let (b, s) = std::thread::scope(|scope| {
+                        let b = scope.spawn(|| run(bare_addr));
+                        let s = run((addr, pid));
+                        (b.join().expect("wrk thread"), s)
+                    });
+                    let (b, s) = match (b, s) {
+                        (Ok(b), Ok(s)) => (b, s),
+                        (Err(e), _) | (_, Err(e)) => {
+                            eprintln!("load: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    let cost = (b.user_us + b.sys_us) / (s.user_us + s.sys_us);
+                    eprintln!(
+                        "load: shared {} {:<12} {:<18} c={c:<4} {:>7.0} vs bare {:>7.0} req/s  cpu {:.1} vs bare {:.1} µs/req  bare/server {cost:.2}",
+                        round + 1,
+                        server.name,
+                        ROUTES[r].1,
+                        s.rps,
+                        b.rps,
+                        s.user_us + s.sys_us,
+                        b.user_us + b.sys_us,
+                    );
+                    shared
+                        .entry((r, c, server.name))
+                        .or_default()
+                        .push((cost, s.rps / b.rps));
+                }
+            }
+        }
+    }
     for (_, mut r) in running {
         r.stop();
     }
 
     let mut table = report(&results, rounds, secs);
+    if !shared.is_empty() {
+        table.push_str(&report_shared(&shared, shared_rounds, secs));
+    }
     table.push_str("\ntokio worker threads seen under `taskset -c 0`: ");
     table.push_str(
         &workers_seen
