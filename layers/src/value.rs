@@ -50,7 +50,9 @@ pub(crate) fn number(n: u64) -> HeaderValue {
     });
     match shared {
         // Digits are always a valid header value.
-        Ok(Some(shared)) => HeaderValue::from_maybe_shared(shared).unwrap_or(HeaderValue::from(n)),
+        Ok(Some(shared)) => {
+            HeaderValue::from_maybe_shared(shared).unwrap_or_else(|_| HeaderValue::from(n))
+        }
         _ => HeaderValue::from(n),
     }
 }
@@ -75,6 +77,20 @@ mod tests {
         for (n, v) in &values {
             assert_eq!(v.to_str().unwrap(), n.to_string());
         }
+    }
+
+    #[test]
+    fn consecutive_values_share_a_chunk() {
+        // The point of the module: on a fresh thread the first value starts a chunk and the
+        // second one's digits follow it in the same buffer, where `HeaderValue::from` would have
+        // allocated a buffer for each.
+        std::thread::spawn(|| {
+            let a = number(123);
+            let b = number(4_567);
+            assert_eq!(b.as_bytes().as_ptr(), a.as_bytes().as_ptr().wrapping_add(a.len()));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
