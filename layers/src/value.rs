@@ -87,7 +87,10 @@ mod tests {
         std::thread::spawn(|| {
             let a = number(123);
             let b = number(4_567);
-            assert_eq!(b.as_bytes().as_ptr(), a.as_bytes().as_ptr().wrapping_add(a.len()));
+            assert_eq!(
+                b.as_bytes().as_ptr(),
+                a.as_bytes().as_ptr().wrapping_add(a.len())
+            );
         })
         .join()
         .unwrap();
