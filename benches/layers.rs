@@ -25,7 +25,8 @@
 //! median of the per-round differences with its interquartile range, bare's median time, the
 //! median ratio layer / bare, and that ratio applied to the fastest bare time of the run ("at
 //! full speed": a slow phase of the machine scales bare and layer alike, so this is the figure to
-//! compare between rows and runs). Criterion measures each
+//! compare between rows and runs; a filtered run of a few rows may fall wholly in one slow phase,
+//! and then only the ratios compare). Criterion measures each
 //! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
 //! moves by more than a layer costs between them; two batches a few milliseconds apart move
 //! together (a machine slower as a whole still scales both, so compare runs row by row).
