@@ -19,7 +19,7 @@ mod common;
 
 use std::alloc::System;
 
-use common::{batch, scenarios, Head};
+use common::{batch, log_to_sink, runtime, scenarios, Head};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -29,18 +29,8 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const REQUESTS: u32 = 1_000;
 
 fn main() {
-    // The access log's events go through the demo's formatter to a sink, as in `benches/layers.rs`.
-    let (writer, _guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(writer)
-        .with_ansi(false)
-        .event_format(crosscut_demo::log_format::PlainText)
-        .init();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let _guard = log_to_sink();
+    let rt = runtime();
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let head = Head::new();
     let scenarios = rt.block_on(async { scenarios() });

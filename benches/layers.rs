@@ -42,7 +42,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use common::{batch, call, request, scenarios, Head};
+use common::{batch, call, log_to_sink, request, runtime, scenarios, Head};
 use criterion::Criterion;
 
 const GROUP: &str = "layers";
@@ -164,21 +164,8 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
 }
 
 fn main() {
-    // The access log's subscriber as the demo sets it up for a log file: enabled at INFO, every
-    // event formatted by the demo's plain-text formatter into its batched writer (here in front of
-    // a sink). The guard flushes at the end.
-    let (writer, _guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(writer)
-        .with_ansi(false)
-        .event_format(crosscut_demo::log_format::PlainText)
-        .init();
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let _guard = log_to_sink();
+    let rt = runtime();
     let since = SystemTime::now();
     let mut c = Criterion::default()
         .sample_size(30)

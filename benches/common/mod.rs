@@ -118,6 +118,28 @@ pub(crate) fn unlimited() -> RateLimit {
     RateLimit::per_second(1_000_000_000).burst(1_000_000_000)
 }
 
+/// Installs the access log's subscriber as the demo sets it up for a log file: enabled at INFO,
+/// every event formatted by the demo's plain-text formatter into its batched writer (here in front
+/// of a sink). Keep the guard until the end: it flushes.
+pub(crate) fn log_to_sink() -> crosscut_demo::log_writer::FlushGuard {
+    let (writer, guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(writer)
+        .with_ansi(false)
+        .event_format(crosscut_demo::log_format::PlainText)
+        .init();
+    guard
+}
+
+/// The single-threaded runtime every scenario runs on.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Every scenario: its name, its router (routes built once, as a server has them) and whether its
 /// request asks for compression.
 pub(crate) fn scenarios() -> Vec<(&'static str, Router, bool)> {
