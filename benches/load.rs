@@ -19,7 +19,8 @@
 //! | name | what |
 //! |---|---|
 //! | `bare` | axum, the demo's handlers, no middleware |
-//! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the bytes alone cost |
+//! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the headers alone cost |
+//! | `bare-bytes` | bare plus one header as long as those 16 together: what their bytes alone cost |
 //! | `demo-conn` | bare's routes behind the demo's listener and serve loop, no middleware |
 //! | `demo-log` | the demo, full stack, access log on (`RUST_LOG=info`, stdout to a file) |
 //! | `demo-nolog` | the demo, access log off (`RUST_LOG=warn`) |
@@ -61,50 +62,66 @@ struct Server {
     bin: &'static str,
     rust_log: &'static str,
     demo: bool,
+    /// Arguments after the listen address (not for the demo, which takes flags).
+    args: &'static [&'static str],
 }
 
-const SERVERS: [Server; 7] = [
+const SERVERS: [Server; 8] = [
     Server {
         name: "bare",
         bin: "examples/bare",
         rust_log: "warn",
         demo: false,
+        args: &[],
     },
     Server {
         name: "bare-headers",
         bin: "examples/bare-headers",
         rust_log: "warn",
         demo: false,
+        args: &[],
+    },
+    Server {
+        name: "bare-bytes",
+        bin: "examples/bare-headers",
+        rust_log: "warn",
+        demo: false,
+        args: &["one-header"],
     },
     Server {
         name: "demo-conn",
         bin: "examples/demo-conn",
         rust_log: "warn",
         demo: false,
+        args: &[],
     },
     Server {
         name: "demo-log",
         bin: "crosscut-demo",
         rust_log: "info",
         demo: true,
+        args: &[],
     },
     Server {
         name: "demo-nolog",
         bin: "crosscut-demo",
         rust_log: "warn",
         demo: true,
+        args: &[],
     },
     Server {
         name: "stock-log",
         bin: "examples/stock",
         rust_log: "info",
         demo: false,
+        args: &[],
     },
     Server {
         name: "stock-nolog",
         bin: "examples/stock",
         rust_log: "warn",
         demo: false,
+        args: &[],
     },
 ];
 
@@ -234,7 +251,7 @@ impl Running {
                 .args(["--rate-limit-burst", "1000000000"])
                 .args(["--max-connections", "20000"]);
         } else {
-            cmd.arg(addr.to_string());
+            cmd.arg(addr.to_string()).args(server.args);
         }
         let log = std::fs::File::create(logs.join(format!("{}.log", server.name)))
             .map_err(|e| e.to_string())?;
@@ -277,7 +294,9 @@ impl Running {
     }
 }
 
-/// tokio worker threads of `pid` (threads named `tokio-runtime-w...`).
+/// tokio threads of `pid` (named `tokio-rt-worker`, or `tokio-runtime-w...` in older tokio): the
+/// runtime's workers and its blocking pool, which share the name (the demo's second is the
+/// blocking thread its system sampler scans procfs on once a second).
 fn tokio_workers(pid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
@@ -700,7 +719,7 @@ fn main() -> ExitCode {
     if !shared.is_empty() {
         table.push_str(&report_shared(&shared, shared_rounds, secs));
     }
-    table.push_str("\ntokio worker threads seen under `taskset -c 0`: ");
+    table.push_str("\ntokio threads (workers and blocking pool) seen under `taskset -c 0`: ");
     table.push_str(
         &workers_seen
             .iter()

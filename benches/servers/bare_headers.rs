@@ -3,10 +3,16 @@
 //! kernel copies them) with no middleware work at all. A reference point of the load benchmark
 //! (`benches/load.rs`), not a server anyone should run.
 //!
+//! With `one-header` after the address it sends the same number of header bytes as one header
+//! (`x-pad`, its value padding) instead of sixteen: the load benchmark's `bare-bytes`, which tells
+//! what the headers cost by their number (a map insert, hyper's encoding and the client's parsing
+//! per field) from what they cost by their bytes.
+//!
 //! Run with
 //!
 //! ```not_rust
 //! cargo run --release --example bare-headers -- 127.0.0.1:9001
+//! cargo run --release --example bare-headers -- 127.0.0.1:9001 one-header
 //! ```
 
 mod users;
@@ -38,9 +44,24 @@ fn contract_headers() -> Arc<[(HeaderName, HeaderValue)]> {
     security.headers().iter().cloned().chain(others).collect()
 }
 
+/// One `x-pad` header taking as many bytes on the wire as `headers` (`name: value\r\n` each).
+fn as_one_header(headers: &[(HeaderName, HeaderValue)]) -> Arc<[(HeaderName, HeaderValue)]> {
+    let wire: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    let name = HeaderName::from_static("x-pad");
+    let value = HeaderValue::try_from("p".repeat(wire - name.as_str().len() - 4))
+        .expect("letters are a valid header value");
+    Arc::new([(name, value)])
+}
+
 #[tokio::main]
 async fn main() {
-    let headers = contract_headers();
+    let mut headers = contract_headers();
+    if std::env::args().nth(2).as_deref() == Some("one-header") {
+        headers = as_one_header(&headers);
+    }
     let app = users::routes().layer(axum::middleware::map_response(move |mut res: Response| {
         let headers = Arc::clone(&headers);
         async move {
