@@ -297,7 +297,7 @@ impl Running {
 /// tokio threads of `pid` (named `tokio-rt-worker`, or `tokio-runtime-w...` in older tokio): the
 /// runtime's workers and its blocking pool, which share the name (the demo's second is the
 /// blocking thread its system sampler scans procfs on once a second).
-fn tokio_workers(pid: u32) -> usize {
+fn tokio_threads(pid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
@@ -552,7 +552,7 @@ fn main() -> ExitCode {
     // right between two runs of bare axum, and its ratio is to their mean. The machine's speed
     // drifts by tens of percent within minutes; a bare run five seconds away drifts far less.
     let mut running: Vec<(&Server, Running)> = Vec::new();
-    let mut workers_seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut tokio_threads_seen: BTreeMap<&str, usize> = BTreeMap::new();
     for &server in &servers {
         let r = match Running::start(server, &release.join(server.bin), &logs) {
             Ok(r) => r,
@@ -587,7 +587,7 @@ fn main() -> ExitCode {
         }
         let warm = format!("http://{}{}", r.addr, ROUTES[routes[0]].1);
         let _ = wrk(&warm, r.pid(), 64, 1);
-        workers_seen.insert(server.name, tokio_workers(r.pid()));
+        tokio_threads_seen.insert(server.name, tokio_threads(r.pid()));
         running.push((server, r));
     }
     type Target = (SocketAddr, u32);
@@ -721,7 +721,7 @@ fn main() -> ExitCode {
     }
     table.push_str("\ntokio threads (workers and blocking pool) seen under `taskset -c 0`: ");
     table.push_str(
-        &workers_seen
+        &tokio_threads_seen
             .iter()
             .map(|(n, w)| format!("{n} {w}"))
             .collect::<Vec<_>>()
