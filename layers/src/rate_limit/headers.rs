@@ -73,11 +73,11 @@ impl Values {
         headers.insert(RATELIMIT_RESET.clone(), number(reset_secs));
         headers.insert(RATELIMIT_POLICY.clone(), self.policy.clone());
     }
+}
 
-    /// `Retry-After` in whole seconds.
-    pub(super) fn seconds(&self, secs: u64) -> HeaderValue {
-        number(secs)
-    }
+/// `Retry-After` in whole seconds.
+pub(super) fn retry_after(secs: u64) -> HeaderValue {
+    number(secs)
 }
 
 /// Whole seconds, rounded up.

@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::headers::{ceil_secs, Values};
+use super::headers::{ceil_secs, retry_after, Values};
 use super::{ClientIp, KeyExtractor, RateLimit};
 use crate::error::{ApiError, ErrorCode};
 
@@ -286,14 +286,14 @@ where
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(limiter.clock().now());
-                let retry_after = ceil_secs(wait).max(1);
+                let wait_secs = ceil_secs(wait).max(1);
                 // The whole burst is back one interval per cell after the next one is.
                 let full = wait
                     + self.shared.limit.replenish_interval()
                         * self.shared.limit.burst_size().saturating_sub(1);
                 let values = &self.shared.values;
                 let mut res = ApiError::from(ErrorCode::RateLimit)
-                    .with_header(RETRY_AFTER, values.seconds(retry_after))
+                    .with_header(RETRY_AFTER, retry_after(wait_secs))
                     .into_response();
                 values.write(res.headers_mut(), 0, ceil_secs(full).max(1));
                 ResponseFuture {
