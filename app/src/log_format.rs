@@ -306,8 +306,10 @@ mod tests {
     fn same_line_as_the_stock_format() {
         let (stock, ours) = both(|| {
             let ip: std::net::IpAddr = [192, 0, 2, 7].into();
+            // As `crosscut::access_log` sends it: the message a plain field, first.
             tracing::info!(
                 target: "crosscut::access",
+                message = "request",
                 method = %http::Method::GET,
                 path = "/api/v1/users",
                 status = 200u16,
@@ -317,7 +319,6 @@ mod tests {
                 client_ip = %ip,
                 user_agent = "quote \" back\\slash tab\t é",
                 request_id = Some("abc-123"),
-                "request"
             );
             tracing::warn!(r#type = "raw", "warned {} times", 2);
             tracing::error!(error = ?io::Error::other("boom"), "failed");

@@ -34,7 +34,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! // With a subscriber installed, e.g. `tracing_subscriber::fmt().init()`, this logs
-//! // `method=GET path=/hello status=200 latency_us=... user_agent="doc"`.
+//! // `INFO crosscut::access: request method=GET path="/hello" status=200 latency_us=...
+//! // user_agent="doc"`.
 //! let app = Router::new()
 //!     .route("/hello", get(|| async { "hi" }))
 //!     .layer(AccessLogLayer::new());
@@ -55,7 +56,8 @@ use std::time::Instant;
 
 use axum::extract::ConnectInfo;
 use http::header::{HeaderValue, USER_AGENT};
-use http::{Method, Request, Response, Uri};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -112,10 +114,13 @@ impl<S> AccessLog<S> {
 }
 
 /// What the event needs from the request, taken before the request moves into the inner service.
-/// Every field is a cheap clone: `Method` and `Uri` share their bytes, header values are `Bytes`.
+/// Every field is a cheap clone: `Method` and the path share their bytes, header values are
+/// `Bytes`. The path and query rather than the whole `Uri`: the scheme and authority are never
+/// logged, and each would be one more reference count to take and give back.
 struct Captured {
     method: Method,
-    uri: Uri,
+    // `None` for an authority-form target (`CONNECT host:port`), whose path is empty.
+    path_and_query: Option<PathAndQuery>,
     client_ip: Option<IpAddr>,
     user_agent: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
@@ -137,7 +142,7 @@ impl Captured {
         let request_id = None;
         Self {
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            path_and_query: req.uri().path_and_query().cloned(),
             client_ip,
             user_agent: req.headers().get(USER_AGENT).cloned(),
             request_id,
@@ -149,29 +154,33 @@ impl Captured {
         let latency_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let user_agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok());
         let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        let path = self.path_and_query.as_ref().map_or("", PathAndQuery::path);
+        // The message is a plain `&str` field rather than the macro's format string: every
+        // formatter writes it the same way (bare, first), and it skips a `format_args!` that each
+        // formatter would run through `core::fmt` once per request.
         match status {
             Some(status) => tracing::info!(
                 target: TARGET,
+                message = "request",
                 method = %self.method,
-                path = self.uri.path(),
+                path,
                 status,
                 latency_us,
                 client_ip = self.client_ip.map(|ip| tracing::field::display(Addr(ip))),
                 user_agent,
                 request_id,
-                "request"
             ),
             // The service failed instead of answering; hyper will drop the connection.
             None => tracing::info!(
                 target: TARGET,
+                message = "request",
                 method = %self.method,
-                path = self.uri.path(),
+                path,
                 status = "error",
                 latency_us,
                 client_ip = self.client_ip.map(|ip| tracing::field::display(Addr(ip))),
                 user_agent,
                 request_id,
-                "request"
             ),
         }
     }
@@ -342,8 +351,60 @@ mod tests {
         assert!(f["latency_us"].is_u64());
         assert_eq!(f["client_ip"], "10.0.0.7");
         assert_eq!(f["user_agent"], "test-agent/1.0");
+        assert_eq!(f["message"], "request");
         let text = line.to_string();
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn text_line_reads_as_before() {
+        let buf = Buffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(buf.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let svc = ServiceBuilder::new()
+            .layer(AccessLogLayer::new())
+            .service_fn(handler);
+        let mut req = Request::get("/a/b?q=1")
+            .header("user-agent", "ua")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 4242))));
+        svc.oneshot(req).await.unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        // The message bare and first, then the fields in their order; only the latency varies.
+        let (head, tail) = text.split_once(" latency_us=").expect(&text);
+        assert_eq!(
+            head,
+            " INFO crosscut::access: request method=GET path=\"/a/b\" status=201"
+        );
+        let tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+        assert_eq!(tail, " client_ip=10.0.0.7 user_agent=\"ua\"\n");
+    }
+
+    #[test]
+    fn path_as_the_uri_gives_it() {
+        for target in [
+            "/",
+            "/api/v1/users?access_token=x",
+            "/a%20b/c",
+            "*",
+            "http://example.com",
+            "http://example.com/x?y=1",
+            "example.com:443",
+        ] {
+            let req = Request::get(target).body(()).unwrap();
+            let captured = Captured::from_request(&req);
+            let path = captured
+                .path_and_query
+                .as_ref()
+                .map_or("", PathAndQuery::path);
+            assert_eq!(path, req.uri().path(), "{target}");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]
