@@ -26,8 +26,10 @@
 //! median ratio layer / bare, and that ratio applied to the fastest bare time of the run ("at
 //! full speed": a slow phase of the machine scales bare and layer alike, so this is the figure to
 //! compare between rows and runs; a filtered run of a few rows may fall wholly in one slow phase,
-//! and then only the ratios compare). Criterion measures each
-//! scenario for a few seconds, one after the other, and on a shared machine the baseline itself
+//! and then only the ratios compare); "over no-op" is the same figure less the `noop_layer`
+//! row's, what the layer itself does beyond the box every `Router::layer` call adds (the full
+//! stack, composed with two such calls, pays that box twice). Criterion measures each scenario
+//! for a few seconds, one after the other, and on a shared machine the baseline itself
 //! moves by more than a layer costs between them; two batches a few milliseconds apart move
 //! together (a machine slower as a whole still scales both, so compare runs row by row).
 //! `LAYERS_CRITERION=0` skips criterion's pass and runs only the paired one.
@@ -151,13 +153,21 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
     // layer alike, so a row's nanoseconds depend on the phase it fell in; its ratio does not.
     // `at full speed` is the ratio applied to the fastest phase's bare time in this run.
     let fastest = rows.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    // What any `Router::layer` costs before a layer does anything (axum boxes the route once
+    // more per call): the `noop_layer` row. `over no-op` is each row's cost beyond it, the layer's
+    // own work, which a stack applied in one `Router::layer` pays without paying the box again.
+    let noop = rows.iter().find(|r| r.0 == "noop_layer").map(|r| r.3);
     println!(
-        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>7} {:>14}",
-        "scenario", "median", "p25", "p75", "bare ns", "ratio", "at full speed"
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>7} {:>14} {:>10}",
+        "scenario", "median", "p25", "p75", "bare ns", "ratio", "at full speed", "over no-op"
     );
     for (name, [median, p25, p75], bare_ns, ratio) in rows {
+        let own = match noop {
+            Some(noop) if name != "noop_layer" => format!("{:+.0}", (ratio - noop) * fastest),
+            _ => String::new(),
+        };
         println!(
-            "{name:<22} {median:>+8.0} {p25:>+8.0} {p75:>+8.0} {bare_ns:>8.0} {ratio:>7.3} {:>+14.0}",
+            "{name:<22} {median:>+8.0} {p25:>+8.0} {p75:>+8.0} {bare_ns:>8.0} {ratio:>7.3} {:>+14.0} {own:>10}",
             (ratio - 1.0) * fastest
         );
     }
