@@ -298,10 +298,12 @@ mod tests {
     }
 
     impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
         fn lines(&self) -> Vec<serde_json::Value> {
-            let bytes = self.0.lock().unwrap().clone();
-            String::from_utf8(bytes)
-                .unwrap()
+            self.text()
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect()
@@ -322,12 +324,17 @@ mod tests {
             .with_writer(buf.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        send(req).await;
+        buf.lines()
+    }
+
+    /// Sends `req` through the layer under the subscriber the caller has set.
+    async fn send(req: Request<Body>) {
         let svc = ServiceBuilder::new()
             .layer(AccessLogLayer::new())
             .service_fn(handler);
         let res = svc.oneshot(req).await.unwrap();
         assert_eq!(res.status(), http::StatusCode::CREATED);
-        buf.lines()
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -365,17 +372,14 @@ mod tests {
             .with_writer(buf.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let svc = ServiceBuilder::new()
-            .layer(AccessLogLayer::new())
-            .service_fn(handler);
         let mut req = Request::get("/a/b?q=1")
             .header("user-agent", "ua")
             .body(Body::empty())
             .unwrap();
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 4242))));
-        svc.oneshot(req).await.unwrap();
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        send(req).await;
+        let text = buf.text();
         // The message bare and first, then the fields in their order; only the latency varies.
         let (head, tail) = text.split_once(" latency_us=").expect(&text);
         assert_eq!(
