@@ -12,6 +12,10 @@
 //! | `user_agent` | the `User-Agent` header, when it is printable |
 //! | `request_id` | the [`RequestId`](crate::request_id::RequestId) extension (feature `request-id`) |
 //!
+//! Its message is `request`. A field is left out when its value is unknown (no client address, no
+//! printable `User-Agent`, no request id), and `status` is `"error"` when the inner service failed
+//! instead of answering.
+//!
 //! No other header is read: `Authorization`, cookies and tokens never reach the log.
 //!
 //! One event rather than a span per request: a span costs allocations and subscriber calls on
