@@ -41,18 +41,18 @@ fn main() {
         "scenario", "allocs", "+ bare", "bytes"
     );
     let mut bare = None;
-    for (name, app, gzip) in &scenarios {
+    for (name, app, ask) in &scenarios {
         let wanted = filter
             .as_deref()
             .is_none_or(|f| f.split('|').any(|p| name.contains(p)));
         if !wanted && bare.is_some() {
             continue;
         }
-        batch(&rt, app, &head, *gzip, REQUESTS);
+        batch(&rt, app, &head, *ask, REQUESTS);
         // The batch writer's thread allocates too; it formats nothing (events are formatted on
         // this thread), so its share is a handful of buffer swaps over the whole run.
         let region = Region::new(GLOBAL);
-        batch(&rt, app, &head, *gzip, REQUESTS);
+        batch(&rt, app, &head, *ask, REQUESTS);
         let stats = region.change();
         let per = |n: usize| n as f64 / f64::from(REQUESTS);
         let allocs = per(stats.allocations + stats.reallocations);

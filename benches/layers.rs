@@ -10,7 +10,9 @@
 //!
 //! Every scenario answers the same `GET /api/v1/users` (a 111-byte JSON body like the demo's) to
 //! the same request: `User-Agent`, `Origin`, `Authorization: Bearer <HS256 token>` and the peer
-//! address as axum's `ConnectInfo`; only `compression_gzip` adds `Accept-Encoding: gzip, br`. Each
+//! address as axum's `ConnectInfo`; only `compression_gzip` adds `Accept-Encoding: gzip, br`, and
+//! `full_stack_wrk` sends the request the load bench's wrk sends, the path alone (the row that
+//! compares with `benches/load.rs`: no CORS headers come back). Each
 //! iteration builds the request, runs it through the router and reads the response body to its
 //! end (compression and the tracking layer do their work while the body is read), so
 //! `layer - bare` is what the layer adds to one request. The access log runs with a fmt
@@ -54,12 +56,12 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     // Built inside the runtime: some layers start background tasks on first use.
     let scenarios = rt.block_on(async { scenarios() });
     let mut group = c.benchmark_group(GROUP);
-    for (name, app, gzip) in scenarios {
+    for (name, app, ask) in scenarios {
         // Fail loudly, before measuring, if a scenario does not answer 200.
-        rt.block_on(call(app.clone(), request(&head, gzip)));
+        rt.block_on(call(app.clone(), request(&head, ask)));
         group.bench_function(name, |b| {
             b.to_async(rt)
-                .iter(|| call(app.clone(), request(&head, gzip)));
+                .iter(|| call(app.clone(), request(&head, ask)));
         });
     }
     group.finish();
@@ -122,22 +124,22 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
          ratio layer / bare, and that ratio's cost at the run's fastest bare time"
     );
     let mut rows = Vec::new();
-    for (name, app, gzip) in &scenarios[1..] {
+    for (name, app, ask) in &scenarios[1..] {
         // Criterion reads the filter as a regular expression; alternatives with `|` are enough here.
         if filter.is_some_and(|f| !f.split('|').any(|part| name.contains(part))) {
             continue;
         }
         // Warm both up so that the first round does not pay for cold caches.
-        batch(rt, bare, head, *gzip, BATCH);
-        batch(rt, app, head, *gzip, BATCH);
+        batch(rt, bare, head, *ask, BATCH);
+        batch(rt, app, head, *ask, BATCH);
         let (mut diffs, mut bares, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let (b, l) = if round % 2 == 0 {
-                let b = batch(rt, bare, head, *gzip, BATCH);
-                (b, batch(rt, app, head, *gzip, BATCH))
+                let b = batch(rt, bare, head, *ask, BATCH);
+                (b, batch(rt, app, head, *ask, BATCH))
             } else {
-                let l = batch(rt, app, head, *gzip, BATCH);
-                (batch(rt, bare, head, *gzip, BATCH), l)
+                let l = batch(rt, app, head, *ask, BATCH);
+                (batch(rt, bare, head, *ask, BATCH), l)
             };
             diffs.push(l - b);
             bares.push(b);

@@ -91,13 +91,30 @@ impl Head {
     }
 }
 
-/// The request every scenario answers; `gzip` adds `Accept-Encoding`.
-pub(crate) fn request(head: &Head, gzip: bool) -> Request<Body> {
-    let mut builder = Request::get(head.uri.clone())
-        .header(USER_AGENT, head.user_agent.clone())
-        .header(ORIGIN, head.origin.clone())
-        .header(AUTHORIZATION, head.authorization.clone());
-    if gzip {
+/// Which request a scenario sends; each scenario's `bare` runs get the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// `User-Agent`, `Origin` and `Authorization`: a browser calling the API, which every layer
+    /// has something to do with.
+    Browser,
+    /// The same with `Accept-Encoding: gzip, br`.
+    Gzip,
+    /// The request the load bench's wrk sends: the path and no header a layer reads (wrk's `Host`
+    /// is left out; no layer looks at it). No CORS headers come back, so the response reaches
+    /// the security headers with fewer headers than a browser's does.
+    Wrk,
+}
+
+/// The request every scenario answers, as `ask` says.
+pub(crate) fn request(head: &Head, ask: Ask) -> Request<Body> {
+    let mut builder = Request::get(head.uri.clone());
+    if ask != Ask::Wrk {
+        builder = builder
+            .header(USER_AGENT, head.user_agent.clone())
+            .header(ORIGIN, head.origin.clone())
+            .header(AUTHORIZATION, head.authorization.clone());
+    }
+    if ask == Ask::Gzip {
         builder = builder.header(ACCEPT_ENCODING, head.accept_encoding.clone());
     }
     let mut req = builder.body(Body::empty()).expect("valid request");
@@ -148,9 +165,9 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Every scenario: its name, its router (routes built once, as a server has them) and whether its
-/// request asks for compression.
-pub(crate) fn scenarios() -> Vec<(&'static str, Router, bool)> {
+/// Every scenario: its name, its router (routes built once, as a server has them) and the request
+/// it is sent.
+pub(crate) fn scenarios() -> Vec<(&'static str, Router, Ask)> {
     let keys = JwtKeys::hs256(SECRET).expect("valid secret");
     let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
     let stack = Stack::new(StackConfig::default()).expect("valid preset");
@@ -180,64 +197,77 @@ pub(crate) fn scenarios() -> Vec<(&'static str, Router, bool)> {
     };
 
     vec![
-        ("bare", routes(), false),
+        ("bare", routes(), Ask::Browser),
         // What any `Router::layer` call costs before the layer does anything: axum boxes the
         // route once more, clones that box for every request and boxes its future.
-        ("noop_layer", routes().layer(Identity::new()), false),
-        ("request_id", routes().layer(RequestIdLayer::new()), false),
-        ("access_log", routes().layer(AccessLogLayer::new()), false),
+        ("noop_layer", routes().layer(Identity::new()), Ask::Browser),
+        (
+            "request_id",
+            routes().layer(RequestIdLayer::new()),
+            Ask::Browser,
+        ),
+        (
+            "access_log",
+            routes().layer(AccessLogLayer::new()),
+            Ask::Browser,
+        ),
         (
             "security_headers",
             routes().layer(SecurityHeadersLayer::new()),
-            false,
+            Ask::Browser,
         ),
-        ("cors", routes().layer(cors), false),
+        ("cors", routes().layer(cors), Ask::Browser),
         (
             "timeout",
             routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
-            false,
+            Ask::Browser,
         ),
-        ("catch_panic", routes().layer(CatchPanicLayer::new()), false),
+        (
+            "catch_panic",
+            routes().layer(CatchPanicLayer::new()),
+            Ask::Browser,
+        ),
         (
             "body_limit",
             routes().layer(BodyLimitLayer::new(1024 * 1024)),
-            false,
+            Ask::Browser,
         ),
         (
             "compression_identity",
             routes().layer(CompressionLayer::new()),
-            false,
+            Ask::Browser,
         ),
         (
             "compression_gzip",
             routes().layer(CompressionLayer::new()),
-            true,
+            Ask::Gzip,
         ),
         (
             "rate_limit",
             routes().layer(RateLimitLayer::new(unlimited())),
-            false,
+            Ask::Browser,
         ),
         (
             "rate_limit_burst_1e9",
             routes().layer(RateLimitLayer::new(unlimited_huge_burst())),
-            false,
+            Ask::Browser,
         ),
         (
             "auth_jwt_hs256",
             routes().layer(JwtAuthLayer::new(keys)),
-            false,
+            Ask::Browser,
         ),
-        ("connections", routes().layer(tracker.layer()), false),
-        ("metrics", routes().layer(metrics.layer()), false),
-        ("preset", stack.apply(routes()), false),
-        ("full_stack", full, false),
+        ("connections", routes().layer(tracker.layer()), Ask::Browser),
+        ("metrics", routes().layer(metrics.layer()), Ask::Browser),
+        ("preset", stack.apply(routes()), Ask::Browser),
+        ("full_stack", full.clone(), Ask::Browser),
+        ("full_stack_wrk", full, Ask::Wrk),
     ]
     .into_iter()
     // What `axum::serve` does through `into_make_service`: every handler becomes a `Route` once,
     // with its layers applied. A `Router<()>` driven with `oneshot` as it is would instead build
     // each handler's route again, and apply every layer to it, on every request.
-    .map(|(name, router, gzip)| (name, router.with_state(()), gzip))
+    .map(|(name, router, ask)| (name, router.with_state(()), ask))
     .collect()
 }
 
@@ -246,13 +276,13 @@ pub(crate) fn batch(
     rt: &tokio::runtime::Runtime,
     app: &Router,
     head: &Head,
-    gzip: bool,
+    ask: Ask,
     n: u32,
 ) -> f64 {
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(call(app.clone(), request(head, gzip)).await);
+            std::hint::black_box(call(app.clone(), request(head, ask)).await);
         }
         start.elapsed().as_nanos() as f64 / f64::from(n)
     })

@@ -120,8 +120,9 @@ struct Headers {
     template: HeaderMap,
 }
 
-/// A response with at most this many headers of its own gets a copy of the template with its
-/// own headers put back over it; one with more gets the missing headers inserted one by one.
+/// A response with at most this many headers of its own, and no room for the configured ones,
+/// gets a copy of the template with its own headers put back over it; any other response gets the
+/// missing headers inserted one by one (after one growth, if it needs one).
 ///
 /// Copying the prepared map is one allocation of a right-sized map and a copy of its entries;
 /// inserting nine headers hashes and probes nine times, and first grows the handler's map (sized
@@ -145,7 +146,13 @@ impl Headers {
 
     /// Adds every configured header `map` does not have yet.
     fn apply(&self, map: &mut HeaderMap) {
-        if map.len() <= REINSERT_MAX {
+        // A map an inner layer has already grown for the whole stack takes the inserts without
+        // growing. Copying the template there would throw that growth away and start from a copy
+        // whose entry list has no spare room: the next header inserted after it reallocates and
+        // moves every entry, and a full stack inserts several: under load those reallocations
+        // alone were 1.4 % of the demo's CPU.
+        let fits = map.len() + self.list.len() <= map.capacity();
+        if !fits && map.len() <= REINSERT_MAX {
             let own = std::mem::replace(map, self.template.clone());
             // The response's own values replace the template's: a header the handler set wins.
             let mut last: Option<HeaderName> = None;
@@ -385,9 +392,14 @@ mod tests {
 
     /// A response with `own` headers of its own (one of them the handler's own CSP, one sent
     /// twice), through the layer.
-    async fn with_own_headers(own: usize) -> Response<Body> {
+    /// A response with `own` distinct headers of its own (one of them twice); with `room`, its map
+    /// has already been grown for the whole stack, as an inner crosscut layer leaves it.
+    async fn with_own_headers(own: usize, room: bool) -> Response<Body> {
         let mut res = Response::new(Body::empty());
         let h = res.headers_mut();
+        if room {
+            crate::room::make_room(h, crate::room::STACK_HEADERS + own);
+        }
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'"),
@@ -403,10 +415,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn own_headers_survive_both_ways_of_adding() {
-        // Either side of REINSERT_MAX: the copied template and the one-by-one inserts.
-        for own in [2, REINSERT_MAX - 1, REINSERT_MAX, REINSERT_MAX + 1, 30] {
-            let res = with_own_headers(own).await;
+    async fn own_headers_survive_every_way_of_adding() {
+        // Either side of REINSERT_MAX: the copied template and the one-by-one inserts; and the
+        // inserts into a map that already has room.
+        let cases = [2, REINSERT_MAX - 1, REINSERT_MAX, REINSERT_MAX + 1, 30];
+        for (own, room) in cases.into_iter().flat_map(|n| [(n, false), (n, true)]) {
+            let res = with_own_headers(own, room).await;
             let h = res.headers();
             assert_eq!(h.keys_len(), own + 8, "{own} own headers");
             let csp: Vec<_> = h.get_all(header::CONTENT_SECURITY_POLICY).iter().collect();
@@ -419,6 +433,19 @@ mod tests {
             assert_eq!(h["x-frame-options"], "DENY", "{own} own headers");
             assert_eq!(h["x-permitted-cross-domain-policies"], "none");
         }
+    }
+
+    #[test]
+    fn a_map_with_room_is_filled_in_place() {
+        let h = Headers::new(defaults());
+        let mut map = HeaderMap::new();
+        map.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        crate::room::make_room(&mut map, crate::room::STACK_HEADERS);
+        let capacity = map.capacity();
+        h.apply(&mut map);
+        assert_eq!(map.len(), 1 + h.list.len());
+        assert_eq!(map.capacity(), capacity, "neither replaced nor grown");
+        assert_eq!(map[header::CONTENT_TYPE], "text/plain");
     }
 
     #[tokio::test]
