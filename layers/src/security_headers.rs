@@ -15,12 +15,14 @@
 //! | `X-Permitted-Cross-Domain-Policies` | `none` |
 //!
 //! Values are parsed once, when the layer is built, into a ready-made header map shared by every
-//! clone. A response with few headers of its own (the usual case) gets a copy of that map with
-//! its own headers put back over it: +650 to +898 ns per request over a bare router in the paired
-//! pass of `benches/layers.rs`, against +1,607 and +1,613 for looking up and inserting the nine
-//! headers one by one (what the layer still does for responses with many headers). A header the handler already set is kept, so a
-//! route can loosen its own policy (a page with a different CSP, an embeddable widget without
-//! `X-Frame-Options`).
+//! clone. A response with few headers of its own and no room for nine more (a handler's response
+//! when this layer is used alone) gets a copy of that map with its own headers put back over it:
+//! +650 to +898 ns per request over a bare router in the paired pass of `benches/layers.rs` when
+//! this was built, against +1,607 and +1,613 for looking up and inserting the nine headers one by
+//! one. A response whose map already has the room (an inner crosscut layer grew it for the whole
+//! stack) or that has many headers gets the missing ones inserted in place. A header the handler
+//! already set is kept, so a route can loosen its own policy (a page with a different CSP, an
+//! embeddable widget without `X-Frame-Options`).
 //!
 //! Put this layer outside every layer that can answer on its own (timeout, body limit, auth, rate
 //! limit, panic catching), so their 4xx/5xx answers carry the headers too.
