@@ -46,7 +46,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use common::{batch, call, log_to_sink, request, runtime, scenarios, Head};
+use common::{batch, call, log_to_sink, request, runtime, scenarios, Ask, Head};
 use criterion::Criterion;
 
 const GROUP: &str = "layers";
@@ -149,28 +149,44 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
             v.sort_by(f64::total_cmp);
         }
         let row = [0.5, 0.25, 0.75].map(|q| quantile(&diffs, q));
-        rows.push((*name, row, quantile(&bares, 0.5), quantile(&ratios, 0.5)));
+        rows.push((
+            *name,
+            *ask,
+            row,
+            quantile(&bares, 0.5),
+            quantile(&ratios, 0.5),
+        ));
     }
     // The machine's speed changes by up to 1.7 times between phases of a run and scales bare and
     // layer alike, so a row's nanoseconds depend on the phase it fell in; its ratio does not.
-    // `at full speed` is the ratio applied to the fastest phase's bare time in this run.
-    let fastest = rows.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    // `at full speed` is the ratio applied to the fastest phase's bare time in this run, for the
+    // same request (bare answers wrk's bare request faster than a browser's).
+    let fastest = |ask: Ask| {
+        rows.iter()
+            .filter(|r| r.1 == ask)
+            .map(|r| r.3)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let at_full_speed = |ask: Ask, ratio: f64| (ratio - 1.0) * fastest(ask);
     // What any `Router::layer` costs before a layer does anything (axum boxes the route once
     // more per call): the `noop_layer` row. `over no-op` is each row's cost beyond it, the layer's
     // own work, which a stack applied in one `Router::layer` pays without paying the box again.
-    let noop = rows.iter().find(|r| r.0 == "noop_layer").map(|r| r.3);
+    let noop = rows
+        .iter()
+        .find(|r| r.0 == "noop_layer")
+        .map(|r| at_full_speed(r.1, r.4));
     println!(
         "{:<22} {:>8} {:>8} {:>8} {:>8} {:>7} {:>14} {:>10}",
         "scenario", "median", "p25", "p75", "bare ns", "ratio", "at full speed", "over no-op"
     );
-    for (name, [median, p25, p75], bare_ns, ratio) in rows {
+    for (name, ask, [median, p25, p75], bare_ns, ratio) in &rows {
+        let cost = at_full_speed(*ask, *ratio);
         let own = match noop {
-            Some(noop) if name != "noop_layer" => format!("{:+.0}", (ratio - noop) * fastest),
+            Some(noop) if *name != "noop_layer" => format!("{:+.0}", cost - noop),
             _ => String::new(),
         };
         println!(
-            "{name:<22} {median:>+8.0} {p25:>+8.0} {p75:>+8.0} {bare_ns:>8.0} {ratio:>7.3} {:>+14.0} {own:>10}",
-            (ratio - 1.0) * fastest
+            "{name:<22} {median:>+8.0} {p25:>+8.0} {p75:>+8.0} {bare_ns:>8.0} {ratio:>7.3} {cost:>+14.0} {own:>10}"
         );
     }
 }

@@ -19,6 +19,7 @@
 //! | name | what |
 //! |---|---|
 //! | `bare` | axum, the demo's handlers, no middleware |
+//! | `bare-spin` | bare plus a 3 µs busy wait per request: what 3 µs of the server's own work costs under load |
 //! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the headers alone cost |
 //! | `bare-bytes` | bare plus one header as long as those 16 together: what their bytes alone cost |
 //! | `demo-conn` | bare's routes behind the demo's listener and serve loop, no middleware |
@@ -66,13 +67,20 @@ struct Server {
     args: &'static [&'static str],
 }
 
-const SERVERS: [Server; 8] = [
+const SERVERS: [Server; 9] = [
     Server {
         name: "bare",
         bin: "examples/bare",
         rust_log: "warn",
         demo: false,
         args: &[],
+    },
+    Server {
+        name: "bare-spin",
+        bin: "examples/bare",
+        rust_log: "warn",
+        demo: false,
+        args: &["3000"],
     },
     Server {
         name: "bare-headers",
