@@ -160,7 +160,8 @@ fn paired(rt: &tokio::runtime::Runtime, head: &Head, filter: Option<&str>, round
     // The machine's speed changes by up to 1.7 times between phases of a run and scales bare and
     // layer alike, so a row's nanoseconds depend on the phase it fell in; its ratio does not.
     // `at full speed` is the ratio applied to the fastest phase's bare time in this run, for the
-    // same request (bare answers wrk's bare request faster than a browser's).
+    // same request (bare answers wrk's bare request faster than a browser's). A request only one
+    // row sends (`full_stack_wrk`) has only that row's bare time: read its ratio first.
     let fastest = |ask: Ask| {
         rows.iter()
             .filter(|r| r.1 == ask)
