@@ -393,9 +393,8 @@ mod tests {
     }
 
     /// A response with `own` headers of its own (one of them the handler's own CSP, one sent
-    /// twice), through the layer.
-    /// A response with `own` distinct headers of its own (one of them twice); with `room`, its map
-    /// has already been grown for the whole stack, as an inner crosscut layer leaves it.
+    /// twice), through the layer; with `room`, its map has already been grown for the whole
+    /// stack, as an inner crosscut layer leaves it.
     async fn with_own_headers(own: usize, room: bool) -> Response<Body> {
         let mut res = Response::new(Body::empty());
         let h = res.headers_mut();
@@ -447,6 +446,8 @@ mod tests {
         h.apply(&mut map);
         assert_eq!(map.len(), 1 + h.list.len());
         assert_eq!(map.capacity(), capacity, "neither replaced nor grown");
+        // A copy of the template would list its own headers first and this one after them.
+        assert_eq!(map.keys().next(), Some(&header::CONTENT_TYPE));
         assert_eq!(map[header::CONTENT_TYPE], "text/plain");
     }
 
