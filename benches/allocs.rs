@@ -61,7 +61,7 @@ fn main() {
         let wanted = filter
             .as_deref()
             .is_none_or(|f| f.split('|').any(|p| name.contains(p)));
-        if !wanted && *name != "bare" {
+        if !wanted {
             continue;
         }
         let base = match bare.iter().find(|(a, _)| a == ask) {
@@ -73,11 +73,9 @@ fn main() {
             }
         };
         let (allocs, bytes) = measure(app, *ask);
-        if wanted {
-            println!(
-                "{name:<22} {allocs:>8.1} {:>+9.1} {bytes:>10.0}",
-                allocs - base
-            );
-        }
+        println!(
+            "{name:<22} {allocs:>8.1} {:>+9.1} {bytes:>10.0}",
+            allocs - base
+        );
     }
 }
