@@ -168,7 +168,8 @@ fn stack_config(config: &Config) -> crosscut::preset::StackConfig {
 /// has been validated.
 pub fn app(state: AppState) -> Router {
     let stack = crosscut::preset::Stack::new(stack_config(&state.config))
-        .unwrap_or_else(|e| panic!("configuration not validated: {e}"));
+        .unwrap_or_else(|e| panic!("configuration not validated: {e}"))
+        .with_access_log(log_format::access_log_layer());
     // Plain HTTP routes: the request timeout, body limit and compression apply here only.
     let http = api::routes(write_guard(&state));
     let http = http.merge(assets::routes());

@@ -12,13 +12,18 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crosscut::access_log::{AccessEntry, AccessLogLayer, AccessSink, ClientIp, TARGET};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::log_writer::BatchWriter;
 
 /// `Full`'s line (`2026-01-02T03:04:05.678901Z  INFO target: message key=value ...`) for a
 /// writer without ANSI colours.
@@ -148,19 +153,27 @@ impl Fields<'_> {
     }
 }
 
+/// `value` as `Debug` writes a `str`: quoted and escaped.
+fn push_quoted(line: &mut String, value: &str) -> fmt::Result {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Printable ASCII without quote or backslash: `Debug` would add the quotes only.
+        line.push('"');
+        line.push_str(value);
+        line.push('"');
+        Ok(())
+    } else {
+        write!(line, "{value:?}")
+    }
+}
+
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.start(field) {
             self.line.push_str(value);
-        } else if value
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        {
-            // Printable ASCII without quote or backslash: `Debug` would add the quotes only.
-            self.line.push('"');
-            self.line.push_str(value);
-            self.line.push('"');
-        } else if let Err(e) = write!(self.line, "{value:?}") {
+        } else if let Err(e) = push_quoted(self.line, value) {
             self.result = Err(e);
         }
     }
@@ -185,9 +198,103 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// The access log's line, byte for byte as [`PlainText`] writes the event of
+/// [`crosscut::access_log`], composed straight from the entry and appended to a
+/// [`BatchWriter`].
+///
+/// The event's way through `tracing` (dispatch, one visitor call per field, the formatter's
+/// buffers) cost more than the rest of the access log layer together (`benches/layers.rs`,
+/// `access_log` against `access_log_sink`); here the fields are known and written in order.
+/// Whether to log still follows the subscriber's filter (`RUST_LOG`). The event's span context,
+/// which the demo never has around a request, is not written.
+#[derive(Clone)]
+pub struct AccessText {
+    writer: BatchWriter,
+}
+
+impl AccessText {
+    /// Writes each request's line to `writer`.
+    pub fn new(writer: BatchWriter) -> Self {
+        Self { writer }
+    }
+}
+
+impl AccessSink for AccessText {
+    fn record(&self, entry: &AccessEntry<'_>) {
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                access_line(entry, &mut line);
+                self.writer.write_lines(line.as_bytes());
+            }
+            // Only if a field's `Debug` sent a request while an event was being formatted.
+            Err(_) => {
+                let mut line = String::new();
+                access_line(entry, &mut line);
+                self.writer.write_lines(line.as_bytes());
+            }
+        });
+    }
+}
+
+/// Appends the line [`PlainText`] writes for `entry`'s event, newline included.
+fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
+    write_timestamp(line, SystemTime::now());
+    line.push_str(level_text(Level::INFO));
+    line.push_str(TARGET);
+    line.push_str(": request method=");
+    line.push_str(entry.method.as_str());
+    line.push_str(" path=");
+    // Writing to a `String` does not fail.
+    let _ = push_quoted(line, entry.path);
+    match entry.status {
+        Some(status) => {
+            line.push_str(" status=");
+            line.push_str(itoa::Buffer::new().format(status));
+        }
+        None => line.push_str(" status=\"error\""),
+    }
+    line.push_str(" latency_us=");
+    let latency_us = u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX);
+    line.push_str(itoa::Buffer::new().format(latency_us));
+    if let Some(ip) = entry.client_ip {
+        line.push_str(" client_ip=");
+        ClientIp(ip).push_to(line);
+    }
+    for (name, value) in [
+        (" user_agent=", entry.user_agent),
+        (" request_id=", entry.request_id),
+    ] {
+        if let Some(value) = value {
+            line.push_str(name);
+            let _ = push_quoted(line, value);
+        }
+    }
+    line.push('\n');
+}
+
+/// Where the demo's access log goes: set once, by [`log_access_directly`].
+static ACCESS_TEXT: OnceLock<AccessText> = OnceLock::new();
+
+/// Makes [`access_log_layer`] write the access log's lines to `writer` itself rather than send
+/// events: for a writer that gets [`PlainText`]'s lines, whose access lines these are. Process-wide,
+/// as the subscriber is; only the first call counts.
+pub fn log_access_directly(writer: BatchWriter) {
+    let _ = ACCESS_TEXT.set(AccessText::new(writer));
+}
+
+/// The access log layer for the demo's stack: with [`AccessText`] once
+/// [`log_access_directly`] was called, else sending the `tracing` event.
+pub fn access_log_layer() -> AccessLogLayer {
+    match ACCESS_TEXT.get() {
+        Some(sink) => AccessLogLayer::with_sink(sink.clone()),
+        None => AccessLogLayer::new(),
+    }
+}
+
 thread_local! {
     /// The second last formatted on this thread and its `YYYY-MM-DDTHH:MM:SS.` text.
-    static SECOND: RefCell<(u64, [u8; 20])> = const { RefCell::new((u64::MAX, [0; 20])) };
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ ` in UTC, as tracing-subscriber's `SystemTime` timer writes it.
@@ -197,18 +304,19 @@ fn write_timestamp(line: &mut String, now: SystemTime) {
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
-            *cached = (secs, date_time(secs));
+            let text = date_time(secs);
+            cached.0 = secs;
+            cached.1.clear();
+            // Digits and separators only.
+            cached
+                .1
+                .push_str(std::str::from_utf8(&text).unwrap_or("0000-00-00T00:00:00."));
         }
-        // Digits and separators only.
-        line.push_str(std::str::from_utf8(&cached.1).unwrap_or("0000-00-00T00:00:00."));
+        line.push_str(&cached.1);
     });
-    let mut micros = [b'0'; 6];
-    let mut digits = since.subsec_micros();
-    for slot in micros.iter_mut().rev() {
-        *slot = b'0' + (digits % 10) as u8;
-        digits /= 10;
-    }
-    line.push_str(std::str::from_utf8(&micros).unwrap_or("000000"));
+    // Six digits with their leading zeros: the seventh, a `1`, is left out.
+    let mut digits = itoa::Buffer::new();
+    line.push_str(&digits.format(1_000_000 + since.subsec_micros())[1..]);
     line.push_str("Z ");
 }
 
@@ -362,6 +470,134 @@ mod tests {
         );
         assert!(ours[1].len() > KEEP_LINE_BYTES);
         assert!(LINE.with(|l| l.borrow().capacity()) <= KEEP_LINE_BYTES);
+    }
+
+    /// The requests `direct_access_line_is_the_events_line` sends: every field present or absent,
+    /// text that needs escaping, both address families, a service that fails.
+    fn access_requests() -> Vec<(http::Request<axum::body::Body>, bool)> {
+        use axum::extract::ConnectInfo;
+        use crosscut::access_log::ClientIp;
+        use crosscut::request_id::RequestId;
+        let build = |target: &str, ua: Option<&[u8]>| {
+            let mut req = http::Request::get(target);
+            if let Some(ua) = ua {
+                req = req.header("user-agent", http::HeaderValue::from_bytes(ua).unwrap());
+            }
+            req.body(axum::body::Body::empty()).unwrap()
+        };
+        let mut full = build("/api/v1/users?access_token=x", Some(b"curl/8.0"));
+        full.extensions_mut()
+            .insert(ConnectInfo(std::net::SocketAddr::from(([10, 0, 0, 7], 1))));
+        let id = RequestId::from_header(&http::HeaderValue::from_static("rid-42")).unwrap();
+        full.extensions_mut().insert(id);
+        let mut quoted = build("/a%20b/\"q\"", Some(b"say \"hi\" back\\slash\ttab"));
+        quoted
+            .extensions_mut()
+            .insert(ClientIp("2001:db8::7".parse().unwrap()));
+        let mut failing = build("/fail", Some(b"ua"));
+        failing
+            .extensions_mut()
+            .insert(ClientIp([203, 0, 113, 255].into()));
+        vec![
+            (full, true),
+            (quoted, true),
+            (build("*", None), true),
+            (build("http://example.com:8080", Some(b"caf\xc3\xa9")), true),
+            (failing, false),
+        ]
+    }
+
+    /// Sends [`access_requests`] through `layer` under a `PlainText` subscriber that writes to
+    /// a batch writer over `out`; returns what came out, the latencies blanked.
+    fn access_lines(layer: impl Fn(BatchWriter) -> AccessLogLayer) -> Vec<String> {
+        use tower::{Service, ServiceExt};
+        let out = Buffer::default();
+        let (writer, guard) = crate::log_writer::batch_writer(out.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(writer.clone())
+            .event_format(PlainText)
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            for (req, ok) in access_requests() {
+                let mut svc = tower::ServiceBuilder::new()
+                    .layer(layer(writer.clone()))
+                    .service_fn(move |_req| async move {
+                        if ok {
+                            Ok(http::Response::new(axum::body::Body::empty()))
+                        } else {
+                            Err(io::Error::other("failed"))
+                        }
+                    });
+                runtime.block_on(svc.ready()).unwrap();
+                // The failing service's error is the point of that case.
+                let _ = runtime.block_on(svc.call(req));
+            }
+        });
+        drop(guard);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                let line = after_timestamp(line);
+                let (head, tail) = line.split_once(" latency_us=").expect(line);
+                let tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+                format!("{head} latency_us=N{tail}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn direct_access_line_is_the_events_line() {
+        let events = access_lines(|_| AccessLogLayer::new());
+        let direct = access_lines(|writer| AccessLogLayer::with_sink(AccessText::new(writer)));
+        assert_eq!(events.len(), 5, "{events:#?}");
+        assert_eq!(direct, events);
+        assert!(
+            events[0].contains(" request_id=\"rid-42\""),
+            "{}",
+            events[0]
+        );
+        assert!(
+            events[1].contains(" client_ip=2001:db8::7 "),
+            "{}",
+            events[1]
+        );
+        assert!(events[4].contains(" status=\"error\""), "{}", events[4]);
+    }
+
+    #[test]
+    fn direct_access_log_follows_the_filter() {
+        use tower::ServiceExt;
+        let out = Buffer::default();
+        let (writer, guard) = crate::log_writer::batch_writer(out.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer.clone())
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,crosscut::access=warn",
+            ))
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let svc = tower::ServiceBuilder::new()
+                .layer(AccessLogLayer::with_sink(AccessText::new(writer)))
+                .service_fn(|_req: http::Request<axum::body::Body>| async {
+                    Ok::<_, io::Error>(http::Response::new(axum::body::Body::empty()))
+                });
+            let req = http::Request::get("/")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            runtime.block_on(svc.oneshot(req)).unwrap();
+            tracing::info!("still logging");
+        });
+        drop(guard);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("still logging"), "{text}");
     }
 
     #[test]

@@ -38,12 +38,31 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         self.buf.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Appends `bytes`, or drops and counts them when the buffer is full.
+    fn append(&self, bytes: &[u8]) {
+        let mut buf = self.lock();
+        if buf.len() + bytes.len() > MAX_BUFFERED {
+            drop(buf);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            buf.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// The [`MakeWriter`] handed to the subscriber. Cheap to clone.
 #[derive(Clone)]
 pub struct BatchWriter {
     shared: Arc<Shared>,
+}
+
+impl BatchWriter {
+    /// Appends one or more whole lines, as a line from the subscriber is appended; for a writer
+    /// of its own lines such as [`AccessText`](crate::log_format::AccessText).
+    pub fn write_lines(&self, bytes: &[u8]) {
+        self.shared.append(bytes);
+    }
 }
 
 /// Stops the background thread and writes what is left when dropped: keep it alive in `main`.
@@ -112,13 +131,7 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut buf = self.shared.lock();
-        if buf.len() + bytes.len() > MAX_BUFFERED {
-            drop(buf);
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            buf.extend_from_slice(bytes);
-        }
+        self.shared.append(bytes);
         Ok(bytes.len())
     }
 

@@ -54,14 +54,18 @@ fn run(config: Config) -> ExitCode {
         && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_ansi(ansi);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
-        // The stock format's line, written several times faster (see `log_format`).
-        LogFormat::Text if !ansi => builder
-            .event_format(crosscut_demo::log_format::PlainText)
-            .init(),
+        // The stock format's line, written several times faster (see `log_format`); the access
+        // log's lines, the same again, written without the event.
+        LogFormat::Text if !ansi => {
+            builder
+                .event_format(crosscut_demo::log_format::PlainText)
+                .init();
+            crosscut_demo::log_format::log_access_directly(writer);
+        }
         LogFormat::Text => builder.init(),
     }
 

@@ -2,6 +2,7 @@
 //! scenarios themselves (bare axum, each crosscut layer alone, the preset, the full stack).
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -22,6 +23,8 @@ use crosscut::rate_limit::{RateLimit, RateLimitLayer};
 use crosscut::request_id::RequestIdLayer;
 use crosscut::security_headers::SecurityHeadersLayer;
 use crosscut::timeout::TimeoutLayer;
+use crosscut_demo::log_format::AccessText;
+use crosscut_demo::log_writer::BatchWriter;
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -143,17 +146,22 @@ pub(crate) fn unlimited_huge_burst() -> RateLimit {
     RateLimit::per_second(1_000_000_000).burst(1_000_000_000)
 }
 
+/// The batched writer [`log_to_sink`] set up, for the access log's lines written directly.
+static LOG_WRITER: OnceLock<BatchWriter> = OnceLock::new();
+
 /// Installs the access log's subscriber as the demo sets it up for a log file: enabled at INFO,
 /// every event formatted by the demo's plain-text formatter into its batched writer (here in front
-/// of a sink). Keep the guard until the end: it flushes.
+/// of a sink), which the scenarios' [`AccessText`] sinks write to as well. Keep the guard until
+/// the end: it flushes.
 pub(crate) fn log_to_sink() -> crosscut_demo::log_writer::FlushGuard {
     let (writer, guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_ansi(false)
         .event_format(crosscut_demo::log_format::PlainText)
         .init();
+    let _ = LOG_WRITER.set(writer);
     guard
 }
 
@@ -171,6 +179,13 @@ pub(crate) fn scenarios() -> Vec<(&'static str, Router, Ask)> {
     let keys = JwtKeys::hs256(SECRET).expect("valid secret");
     let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
     let stack = Stack::new(StackConfig::default()).expect("valid preset");
+    // The access log as the demo has it: lines written by `AccessText`, not sent as events.
+    let writer = LOG_WRITER
+        .get()
+        .expect("log_to_sink before the scenarios")
+        .clone();
+    let direct = AccessLogLayer::with_sink(AccessText::new(writer));
+    let demo_stack = stack.clone().with_access_log(direct.clone());
     let metrics = Metrics::new();
     let tracker = Tracker::new();
 
@@ -189,7 +204,7 @@ pub(crate) fn scenarios() -> Vec<(&'static str, Router, Ask)> {
             )
             .layer(
                 ServiceBuilder::new()
-                    .layer(stack.outer())
+                    .layer(demo_stack.outer())
                     .layer(tracker.layer())
                     .layer(metrics.layer())
                     .layer(stack.inner()),
@@ -206,11 +221,14 @@ pub(crate) fn scenarios() -> Vec<(&'static str, Router, Ask)> {
             routes().layer(RequestIdLayer::new()),
             Ask::Browser,
         ),
+        // The library's default, a `tracing` event through the demo's formatter.
         (
             "access_log",
             routes().layer(AccessLogLayer::new()),
             Ask::Browser,
         ),
+        // The demo's, the same line written without the event.
+        ("access_log_direct", routes().layer(direct), Ask::Browser),
         (
             "security_headers",
             routes().layer(SecurityHeadersLayer::new()),

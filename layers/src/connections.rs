@@ -3,7 +3,7 @@
 //! One cloneable [`Tracker`] holds the counts; two pieces feed it:
 //!
 //! - [`TrackedListener`] wraps any [`axum::serve::Listener`] (so it works with plain
-//!   [`axum::serve`] as well as a hand-written hyper loop). It counts open and total TCP
+//!   [`axum::serve()`] as well as a hand-written hyper loop). It counts open and total TCP
 //!   connections through a guard held inside the returned [`TrackedIo`], so a connection counts as
 //!   open exactly as long as the server holds its socket, upgraded WebSocket connections included.
 //!   Past `max_connections` open connections a new connection is answered

@@ -177,7 +177,7 @@ pub type HttpLayer = ServiceBuilder<
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Stack {
-    access_log: bool,
+    access_log: Option<AccessLogLayer>,
     security_headers: SecurityHeadersLayer,
     cors: CorsLayer,
     timeout: TimeoutLayer,
@@ -203,7 +203,7 @@ impl Stack {
             });
         }
         Ok(Self {
-            access_log: config.access_log,
+            access_log: config.access_log.then(AccessLogLayer::new),
             security_headers: SecurityHeadersLayer::new(),
             cors: CorsLayer::from_origins(&config.cors_origins)?,
             timeout: TimeoutLayer::new(config.timeout),
@@ -222,11 +222,19 @@ impl Stack {
         self
     }
 
+    /// Replaces the access log layer, e.g. with one writing to a sink of its own
+    /// ([`AccessLogLayer::with_sink`]); this turns the access log on even if
+    /// [`StackConfig::access_log`] turned it off.
+    pub fn with_access_log(mut self, layer: AccessLogLayer) -> Self {
+        self.access_log = Some(layer);
+        self
+    }
+
     /// Request id, access log, security headers: to be the outermost layers of the app.
     pub fn outer(&self) -> OuterLayer {
         ServiceBuilder::new()
             .layer(RequestIdLayer::new())
-            .option_layer(self.access_log.then(AccessLogLayer::new))
+            .option_layer(self.access_log.clone())
             .layer(self.security_headers.clone())
     }
 
@@ -431,6 +439,39 @@ mod tests {
             let res = stack.apply(router).oneshot(req).await.unwrap();
             assert_eq!(res.headers().contains_key(header::CONTENT_ENCODING), expect);
         }
+    }
+
+    /// Keeps each entry's request id; enabled whatever the subscriber says.
+    #[derive(Default)]
+    struct Ids(std::sync::Mutex<Vec<String>>);
+
+    impl crate::access_log::AccessSink for Ids {
+        fn enabled(&self) -> bool {
+            true
+        }
+        fn record(&self, entry: &crate::access_log::AccessEntry<'_>) {
+            let id = entry.request_id.unwrap_or_default().to_owned();
+            self.0.lock().unwrap().push(id);
+        }
+    }
+
+    #[tokio::test]
+    async fn access_log_with_a_sink_of_its_own() {
+        let ids = std::sync::Arc::new(Ids::default());
+        let config = StackConfig {
+            access_log: false,
+            ..config()
+        };
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let app = Stack::new(config)
+            .unwrap()
+            .with_access_log(AccessLogLayer::with_sink(std::sync::Arc::clone(&ids)))
+            .apply(router);
+        let req = Request::get("/").header("x-request-id", "sink-1");
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // Once, inside the request id layer, so the entry carries the id.
+        assert_eq!(*ids.0.lock().unwrap(), ["sink-1"]);
     }
 
     #[test]
