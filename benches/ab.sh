@@ -11,11 +11,13 @@
 # requests wrk counted) is compared over the same seconds, so the machine's drift cannot come
 # between them. Each pair runs twice, A started first and then B, and the line gives A's CPU per
 # request over B's: above 1, B is cheaper. Defaults: 64 connections, 5 s, 3 pairs (about a
-# minute). Needs Linux, taskset, wrk (`apt-get install wrk`), python3 and two CPUs.
+# minute). `AB_LOG=1` turns the access log on, each demo writing its log to a file as the
+# load bench's `demo-log` does. Needs Linux, taskset, wrk (`apt-get install wrk`), python3 and
+# two CPUs.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 A=$1
@@ -23,6 +25,10 @@ B=$2
 CONNS=${3:-64}
 SECS=${4:-5}
 PAIRS=${5:-3}
+# The access log on (INFO, to a file per demo) or off.
+LEVEL=warn
+[ -n "${AB_LOG:-}" ] && LEVEL=info
+LOGS=$(mktemp -d)
 command -v wrk >/dev/null || { echo "ab.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "ab.sh: taskset is missing (util-linux)" >&2; exit 1; }
 
@@ -47,6 +53,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    rm -rf "$LOGS"
 }
 trap cleanup EXIT
 
@@ -57,9 +64,9 @@ pair() {
     p2=$(free_port)
     local flags=(--host 127.0.0.1 --rate-limit-per-second 1000000000
         --rate-limit-burst 1000000000 --max-connections 20000)
-    RUST_LOG=warn taskset -c 0 "$first" "${flags[@]}" --port "$p1" >/dev/null 2>&1 &
+    RUST_LOG=$LEVEL taskset -c 0 "$first" "${flags[@]}" --port "$p1" >"$LOGS/1.log" 2>&1 &
     pid1=$!
-    RUST_LOG=warn taskset -c 0 "$second" "${flags[@]}" --port "$p2" >/dev/null 2>&1 &
+    RUST_LOG=$LEVEL taskset -c 0 "$second" "${flags[@]}" --port "$p2" >"$LOGS/2.log" 2>&1 &
     pid2=$!
     pids=("$pid1" "$pid2")
     wait_up "$p1"
@@ -87,6 +94,7 @@ pair() {
     kill "$pid1" "$pid2" 2>/dev/null || true
     wait "$pid1" "$pid2" 2>/dev/null || true
     pids=()
+    rm -f "$LOGS"/*.log
     python3 -c "
 hz = $(getconf CLK_TCK)
 c1, c2 = $d1 / hz / $r1, $d2 / hz / $r2
@@ -97,7 +105,7 @@ ratios=()
 result=$(mktemp)
 echo "A: $A"
 echo "B: $B"
-echo "$CONNS connections, $SECS s per run, both on CPU 0"
+echo "$CONNS connections, $SECS s per run, both on CPU 0, RUST_LOG=$LEVEL"
 for i in $(seq "$PAIRS"); do
     pair "$A" "$B" >"$result"
     read -r ca cb r na nb <"$result"
