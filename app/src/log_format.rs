@@ -79,6 +79,7 @@ where
 {
     let meta = event.metadata();
     write_timestamp(line, SystemTime::now());
+    line.push(' ');
     line.push_str(level_text(*meta.level()));
     if let Some(scope) = ctx.event_scope() {
         let mut seen = false;
@@ -204,7 +205,7 @@ impl Visit for Fields<'_> {
 ///
 /// The event's way through `tracing` (dispatch, one visitor call per field, the formatter's
 /// buffers) cost more than the rest of the access log layer together (`benches/layers.rs`,
-/// `access_log` against `access_log_sink`); here the fields are known and written in order.
+/// `access_log` against `access_log_direct`); here the fields are known and written in order.
 /// Whether to log still follows the subscriber's filter (`RUST_LOG`). The event's span context,
 /// which the demo never has around a request, is not written.
 #[derive(Clone)]
@@ -221,25 +222,56 @@ impl AccessText {
 
 impl AccessSink for AccessText {
     fn record(&self, entry: &AccessEntry<'_>) {
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                access_line(entry, &mut line);
-                self.writer.write_lines(line.as_bytes());
-            }
-            // Only if a field's `Debug` sent a request while an event was being formatted.
-            Err(_) => {
-                let mut line = String::new();
-                access_line(entry, &mut line);
-                self.writer.write_lines(line.as_bytes());
-            }
-        });
+        write_line(&self.writer, entry, access_line);
     }
+}
+
+/// The access log's JSON object, as tracing-subscriber's JSON format with flattened fields writes
+/// the event (the demo's `log_format = "json"`), composed straight from the entry like
+/// [`AccessText`]'s line.
+#[derive(Clone)]
+pub struct AccessJson {
+    writer: BatchWriter,
+}
+
+impl AccessJson {
+    /// Writes each request's object, one per line, to `writer`.
+    pub fn new(writer: BatchWriter) -> Self {
+        Self { writer }
+    }
+}
+
+impl AccessSink for AccessJson {
+    fn record(&self, entry: &AccessEntry<'_>) {
+        write_line(&self.writer, entry, access_json);
+    }
+}
+
+/// Composes `entry`'s line in this thread's buffer and appends it to `writer`.
+fn write_line(
+    writer: &BatchWriter,
+    entry: &AccessEntry<'_>,
+    compose: fn(&AccessEntry<'_>, &mut String),
+) {
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            compose(entry, &mut line);
+            writer.write_lines(line.as_bytes());
+        }
+        // Only if a field's `Debug` sent a request while an event was being formatted.
+        Err(_) => {
+            let mut line = String::new();
+            compose(entry, &mut line);
+            writer.write_lines(line.as_bytes());
+        }
+    });
 }
 
 /// Appends the line [`PlainText`] writes for `entry`'s event, newline included.
 fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
     write_timestamp(line, SystemTime::now());
+    line.push(' ');
     line.push_str(level_text(Level::INFO));
     line.push_str(TARGET);
     line.push_str(": request method=");
@@ -255,8 +287,7 @@ fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
         None => line.push_str(" status=\"error\""),
     }
     line.push_str(" latency_us=");
-    let latency_us = u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX);
-    line.push_str(itoa::Buffer::new().format(latency_us));
+    line.push_str(itoa::Buffer::new().format(latency_us(entry)));
     if let Some(ip) = entry.client_ip {
         line.push_str(" client_ip=");
         ClientIp(ip).push_to(line);
@@ -273,23 +304,77 @@ fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
     line.push('\n');
 }
 
-/// Where the demo's access log goes: set once, by [`log_access_directly`].
-static ACCESS_TEXT: OnceLock<AccessText> = OnceLock::new();
-
-/// Makes [`access_log_layer`] write the access log's lines to `writer` itself rather than send
-/// events: for a writer that gets [`PlainText`]'s lines, whose access lines these are. Process-wide,
-/// as the subscriber is; only the first call counts.
-pub fn log_access_directly(writer: BatchWriter) {
-    let _ = ACCESS_TEXT.set(AccessText::new(writer));
+/// Appends the object tracing-subscriber's flattened JSON format writes for `entry`'s event
+/// (same keys, same order), newline included.
+fn access_json(entry: &AccessEntry<'_>, line: &mut String) {
+    line.push_str("{\"timestamp\":\"");
+    write_timestamp(line, SystemTime::now());
+    line.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
+    push_json_str(line, entry.method.as_str());
+    line.push_str(",\"path\":");
+    push_json_str(line, entry.path);
+    match entry.status {
+        Some(status) => {
+            line.push_str(",\"status\":");
+            line.push_str(itoa::Buffer::new().format(status));
+        }
+        None => line.push_str(",\"status\":\"error\""),
+    }
+    line.push_str(",\"latency_us\":");
+    line.push_str(itoa::Buffer::new().format(latency_us(entry)));
+    if let Some(ip) = entry.client_ip {
+        line.push_str(",\"client_ip\":\"");
+        ClientIp(ip).push_to(line);
+        line.push('"');
+    }
+    for (name, value) in [
+        (",\"user_agent\":", entry.user_agent),
+        (",\"request_id\":", entry.request_id),
+    ] {
+        if let Some(value) = value {
+            line.push_str(name);
+            push_json_str(line, value);
+        }
+    }
+    line.push_str(",\"target\":\"");
+    line.push_str(TARGET);
+    line.push_str("\"}\n");
 }
 
-/// The access log layer for the demo's stack: with [`AccessText`] once
-/// [`log_access_directly`] was called, else sending the `tracing` event.
-pub fn access_log_layer() -> AccessLogLayer {
-    match ACCESS_TEXT.get() {
-        Some(sink) => AccessLogLayer::with_sink(sink.clone()),
-        None => AccessLogLayer::new(),
+/// The entry's latency in whole microseconds, as the event's `latency_us` field has it.
+fn latency_us(entry: &AccessEntry<'_>) -> u64 {
+    u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// `value` as a JSON string, escaped as `serde_json` escapes it (which tracing-subscriber uses).
+fn push_json_str(line: &mut String, value: &str) {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        line.push('"');
+        line.push_str(value);
+        line.push('"');
+    } else {
+        // A string always serializes.
+        line.push_str(&serde_json::Value::from(value).to_string());
     }
+}
+
+/// The access log layer [`access_log_layer`] hands out: set once, by [`log_access_directly`].
+static ACCESS_LAYER: OnceLock<AccessLogLayer> = OnceLock::new();
+
+/// Makes [`access_log_layer`] write the access log's lines with `sink` (an [`AccessText`] or
+/// [`AccessJson`] in front of the subscriber's writer) rather than send events. Process-wide, as
+/// the subscriber is; only the first call counts.
+pub fn log_access_directly(sink: impl AccessSink) {
+    let _ = ACCESS_LAYER.set(AccessLogLayer::with_sink(sink));
+}
+
+/// The access log layer for the demo's stack: the one [`log_access_directly`] set, else the
+/// layer sending the `tracing` event.
+pub fn access_log_layer() -> AccessLogLayer {
+    ACCESS_LAYER.get().cloned().unwrap_or_default()
 }
 
 thread_local! {
@@ -297,7 +382,7 @@ thread_local! {
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ ` in UTC, as tracing-subscriber's `SystemTime` timer writes it.
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC, as tracing-subscriber's `SystemTime` timer writes it.
 fn write_timestamp(line: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
@@ -317,7 +402,7 @@ fn write_timestamp(line: &mut String, now: SystemTime) {
     // Six digits with their leading zeros: the seventh, a `1`, is left out.
     let mut digits = itoa::Buffer::new();
     line.push_str(&digits.format(1_000_000 + since.subsec_micros())[1..]);
-    line.push_str("Z ");
+    line.push('Z');
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` for seconds since the Unix epoch (years 1970 to 9999).
@@ -507,17 +592,21 @@ mod tests {
         ]
     }
 
-    /// Sends [`access_requests`] through `layer` under a `PlainText` subscriber that writes to
-    /// a batch writer over `out`; returns what came out, the latencies blanked.
-    fn access_lines(layer: impl Fn(BatchWriter) -> AccessLogLayer) -> Vec<String> {
-        use tower::{Service, ServiceExt};
+    /// Sends [`access_requests`] through `layer` under the demo's subscriber for a file, in text
+    /// or JSON, writing to a batch writer over a buffer; returns what came out, the timestamps
+    /// and latencies blanked.
+    fn access_lines(json: bool, layer: impl Fn(BatchWriter) -> AccessLogLayer) -> Vec<String> {
+        use tower::Service;
         let out = Buffer::default();
         let (writer, guard) = crate::log_writer::batch_writer(out.clone());
-        let subscriber = tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(writer.clone())
-            .event_format(PlainText)
-            .finish();
+            .with_writer(writer.clone());
+        let subscriber: Box<dyn tracing::Subscriber + Send + Sync> = if json {
+            Box::new(builder.json().flatten_event(true).finish())
+        } else {
+            Box::new(builder.event_format(PlainText).finish())
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -532,27 +621,38 @@ mod tests {
                             Err(io::Error::other("failed"))
                         }
                     });
-                runtime.block_on(svc.ready()).unwrap();
+                runtime
+                    .block_on(std::future::poll_fn(|cx| svc.poll_ready(cx)))
+                    .unwrap();
                 // The failing service's error is the point of that case.
                 let _ = runtime.block_on(svc.call(req));
             }
         });
         drop(guard);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let blank = |line: &str, time_end: &str, latency: &str| {
+            let (_, rest) = line.split_once(time_end).expect(line);
+            let (head, tail) = rest.split_once(latency).expect(line);
+            let tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{head}{latency}N{tail}")
+        };
         text.lines()
             .map(|line| {
-                let line = after_timestamp(line);
-                let (head, tail) = line.split_once(" latency_us=").expect(line);
-                let tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
-                format!("{head} latency_us=N{tail}")
+                if json {
+                    let object: serde_json::Value = serde_json::from_str(line).expect(line);
+                    assert!(object["timestamp"].is_string(), "{line}");
+                    blank(line, "Z\",", "\"latency_us\":")
+                } else {
+                    blank(line, "Z ", " latency_us=")
+                }
             })
             .collect()
     }
 
     #[test]
     fn direct_access_line_is_the_events_line() {
-        let events = access_lines(|_| AccessLogLayer::new());
-        let direct = access_lines(|writer| AccessLogLayer::with_sink(AccessText::new(writer)));
+        let events = access_lines(false, |_| AccessLogLayer::new());
+        let direct = access_lines(false, |w| AccessLogLayer::with_sink(AccessText::new(w)));
         assert_eq!(events.len(), 5, "{events:#?}");
         assert_eq!(direct, events);
         assert!(
@@ -566,6 +666,21 @@ mod tests {
             events[1]
         );
         assert!(events[4].contains(" status=\"error\""), "{}", events[4]);
+    }
+
+    #[test]
+    fn direct_access_json_is_the_events_json() {
+        let events = access_lines(true, |_| AccessLogLayer::new());
+        let direct = access_lines(true, |w| AccessLogLayer::with_sink(AccessJson::new(w)));
+        assert_eq!(events.len(), 5, "{events:#?}");
+        assert_eq!(direct, events);
+        assert!(
+            events[0].contains(r#","request_id":"rid-42","#),
+            "{}",
+            events[0]
+        );
+        assert!(events[1].contains(r#"\"q\""#), "{}", events[1]);
+        assert!(events[4].contains(r#""status":"error""#), "{}", events[4]);
     }
 
     #[test]
@@ -619,7 +734,7 @@ mod tests {
         let mut out = String::new();
         let at = UNIX_EPOCH + Duration::new(1_795_642_702, 42_000);
         write_timestamp(&mut out, at);
-        assert_eq!(out, "2026-11-25T21:38:22.000042Z ");
+        assert_eq!(out, "2026-11-25T21:38:22.000042Z");
     }
 
     #[test]
@@ -632,7 +747,7 @@ mod tests {
             let mut ours = String::new();
             write_timestamp(&mut ours, SystemTime::now());
             if stock[..19] == ours[..19] {
-                assert_eq!(ours.len(), stock.len() + 1, "{ours:?} {stock:?}");
+                assert_eq!(ours.len(), stock.len(), "{ours:?} {stock:?}");
                 return;
             }
         }
