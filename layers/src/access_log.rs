@@ -30,11 +30,11 @@
 //! # Writing the line yourself
 //!
 //! The event goes through the subscriber's whole pipeline: dispatch, a visitor call per field,
-//! the formatter's buffers. For an access log that goes to its own file that is most of the
-//! layer's cost (`benches/layers.rs`: `access_log` against `access_log_sink`). An [`AccessSink`]
-//! given with [`AccessLogLayer::with_sink`] receives the same fields as an [`AccessEntry`] and
-//! writes them however it likes; the event is then not sent. By default the sink asks `tracing`
-//! whether the event is enabled, so `RUST_LOG` still governs it.
+//! the formatter's buffers. For an access log written to a file that is most of the layer's cost
+//! (`benches/layers.rs`: `access_log` against `access_log_direct`, where the demo's sink writes
+//! the same line). An [`AccessSink`] given with [`AccessLogLayer::with_sink`] receives the same
+//! fields as an [`AccessEntry`] and writes them however it likes; the event is then not sent. By
+//! default the sink asks `tracing` whether the event is enabled, so `RUST_LOG` still governs it.
 //!
 //! # Example
 //!
