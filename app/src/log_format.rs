@@ -274,33 +274,8 @@ fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
     line.push(' ');
     line.push_str(level_text(Level::INFO));
     line.push_str(TARGET);
-    line.push_str(": request method=");
-    line.push_str(entry.method.as_str());
-    line.push_str(" path=");
-    // Writing to a `String` does not fail.
-    let _ = push_quoted(line, entry.path);
-    match entry.status {
-        Some(status) => {
-            line.push_str(" status=");
-            line.push_str(itoa::Buffer::new().format(status));
-        }
-        None => line.push_str(" status=\"error\""),
-    }
-    line.push_str(" latency_us=");
-    line.push_str(itoa::Buffer::new().format(latency_us(entry)));
-    if let Some(ip) = entry.client_ip {
-        line.push_str(" client_ip=");
-        ClientIp(ip).push_to(line);
-    }
-    for (name, value) in [
-        (" user_agent=", entry.user_agent),
-        (" request_id=", entry.request_id),
-    ] {
-        if let Some(value) = value {
-            line.push_str(name);
-            let _ = push_quoted(line, value);
-        }
-    }
+    line.push_str(": request");
+    access_fields(entry, line, Syntax::Text);
     line.push('\n');
 }
 
@@ -309,36 +284,83 @@ fn access_line(entry: &AccessEntry<'_>, line: &mut String) {
 fn access_json(entry: &AccessEntry<'_>, line: &mut String) {
     line.push_str("{\"timestamp\":\"");
     write_timestamp(line, SystemTime::now());
-    line.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
-    push_json_str(line, entry.method.as_str());
-    line.push_str(",\"path\":");
-    push_json_str(line, entry.path);
-    match entry.status {
-        Some(status) => {
-            line.push_str(",\"status\":");
-            line.push_str(itoa::Buffer::new().format(status));
-        }
-        None => line.push_str(",\"status\":\"error\""),
-    }
-    line.push_str(",\"latency_us\":");
-    line.push_str(itoa::Buffer::new().format(latency_us(entry)));
-    if let Some(ip) = entry.client_ip {
-        line.push_str(",\"client_ip\":\"");
-        ClientIp(ip).push_to(line);
-        line.push('"');
-    }
-    for (name, value) in [
-        (",\"user_agent\":", entry.user_agent),
-        (",\"request_id\":", entry.request_id),
-    ] {
-        if let Some(value) = value {
-            line.push_str(name);
-            push_json_str(line, value);
-        }
-    }
+    line.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
+    access_fields(entry, line, Syntax::Json);
     line.push_str(",\"target\":\"");
     line.push_str(TARGET);
     line.push_str("\"}\n");
+}
+
+/// How the two formats write a field.
+#[derive(Clone, Copy)]
+enum Syntax {
+    /// ` name=value`: strings quoted, a `Display` value (method, address) bare.
+    Text,
+    /// `,"name":value`: strings and `Display` values as JSON strings.
+    Json,
+}
+
+impl Syntax {
+    /// The separator and the field's name: `[text, json]`, each written in one piece.
+    fn key(self, line: &mut String, [text, json]: [&str; 2]) {
+        line.push_str(match self {
+            Self::Text => text,
+            Self::Json => json,
+        });
+    }
+
+    /// A string field, quoted and escaped as the format's formatter writes a `&str`.
+    fn string(self, line: &mut String, value: &str) {
+        match self {
+            Self::Text => {
+                // Writing to a `String` does not fail.
+                let _ = push_quoted(line, value);
+            }
+            Self::Json => push_json_str(line, value),
+        }
+    }
+
+    /// Around a value the text format writes as its `Display` does: nothing, or JSON's quotes
+    /// (the method and the address never need escaping).
+    fn display_quote(self, line: &mut String) {
+        if let Self::Json = self {
+            line.push('"');
+        }
+    }
+}
+
+/// The event's fields after its message, in its order, each left out when the event leaves it out.
+// Inlined into each caller, so that the format is known there and every choice below folds away.
+#[inline(always)]
+fn access_fields(entry: &AccessEntry<'_>, line: &mut String, syntax: Syntax) {
+    syntax.key(line, [" method=", ",\"method\":"]);
+    syntax.display_quote(line);
+    line.push_str(entry.method.as_str());
+    syntax.display_quote(line);
+    syntax.key(line, [" path=", ",\"path\":"]);
+    syntax.string(line, entry.path);
+    syntax.key(line, [" status=", ",\"status\":"]);
+    match entry.status {
+        Some(status) => line.push_str(itoa::Buffer::new().format(status)),
+        None => syntax.string(line, "error"),
+    }
+    syntax.key(line, [" latency_us=", ",\"latency_us\":"]);
+    line.push_str(itoa::Buffer::new().format(latency_us(entry)));
+    if let Some(ip) = entry.client_ip {
+        syntax.key(line, [" client_ip=", ",\"client_ip\":"]);
+        syntax.display_quote(line);
+        ClientIp(ip).push_to(line);
+        syntax.display_quote(line);
+    }
+    for (key, value) in [
+        ([" user_agent=", ",\"user_agent\":"], entry.user_agent),
+        ([" request_id=", ",\"request_id\":"], entry.request_id),
+    ] {
+        if let Some(value) = value {
+            syntax.key(line, key);
+            syntax.string(line, value);
+        }
+    }
 }
 
 /// The entry's latency in whole microseconds, as the event's `latency_us` field has it.
