@@ -199,9 +199,10 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// The access log's line, byte for byte as [`PlainText`] writes the event of
-/// [`crosscut::access_log`], composed straight from the entry and appended to a
-/// [`BatchWriter`].
+/// The access log's line, byte for byte as the subscriber writes the event of
+/// [`crosscut::access_log`] ([`PlainText`]'s line, or tracing-subscriber's JSON object with
+/// flattened fields for the demo's `log_format = "json"`), composed straight from the entry and
+/// appended to a [`BatchWriter`].
 ///
 /// The event's way through `tracing` (dispatch, one visitor call per field, the formatter's
 /// buffers) cost more than the rest of the access log layer together (`benches/layers.rs`,
@@ -209,41 +210,32 @@ impl Visit for Fields<'_> {
 /// Whether to log still follows the subscriber's filter (`RUST_LOG`). The event's span context,
 /// which the demo never has around a request, is not written.
 #[derive(Clone)]
-pub struct AccessText {
+pub struct AccessLines {
     writer: BatchWriter,
+    compose: fn(&AccessEntry<'_>, &mut String),
 }
 
-impl AccessText {
-    /// Writes each request's line to `writer`.
-    pub fn new(writer: BatchWriter) -> Self {
-        Self { writer }
+impl AccessLines {
+    /// Writes each request's text line to `writer`.
+    pub fn text(writer: BatchWriter) -> Self {
+        Self {
+            writer,
+            compose: access_line,
+        }
+    }
+
+    /// Writes each request's JSON object, one per line, to `writer`.
+    pub fn json(writer: BatchWriter) -> Self {
+        Self {
+            writer,
+            compose: access_json,
+        }
     }
 }
 
-impl AccessSink for AccessText {
+impl AccessSink for AccessLines {
     fn record(&self, entry: &AccessEntry<'_>) {
-        write_line(&self.writer, entry, access_line);
-    }
-}
-
-/// The access log's JSON object, as tracing-subscriber's JSON format with flattened fields writes
-/// the event (the demo's `log_format = "json"`), composed straight from the entry like
-/// [`AccessText`]'s line.
-#[derive(Clone)]
-pub struct AccessJson {
-    writer: BatchWriter,
-}
-
-impl AccessJson {
-    /// Writes each request's object, one per line, to `writer`.
-    pub fn new(writer: BatchWriter) -> Self {
-        Self { writer }
-    }
-}
-
-impl AccessSink for AccessJson {
-    fn record(&self, entry: &AccessEntry<'_>) {
-        write_line(&self.writer, entry, access_json);
+        write_line(&self.writer, entry, self.compose);
     }
 }
 
@@ -386,8 +378,8 @@ fn push_json_str(line: &mut String, value: &str) {
 /// The access log layer [`access_log_layer`] hands out: set once, by [`log_access_directly`].
 static ACCESS_LAYER: OnceLock<AccessLogLayer> = OnceLock::new();
 
-/// Makes [`access_log_layer`] write the access log's lines with `sink` (an [`AccessText`] or
-/// [`AccessJson`] in front of the subscriber's writer) rather than send events. Process-wide, as
+/// Makes [`access_log_layer`] write the access log's lines with `sink` (an [`AccessLines`] in
+/// front of the subscriber's writer) rather than send events. Process-wide, as
 /// the subscriber is; only the first call counts.
 pub fn log_access_directly(sink: impl AccessSink) {
     let _ = ACCESS_LAYER.set(AccessLogLayer::with_sink(sink));
@@ -674,7 +666,7 @@ mod tests {
     #[test]
     fn direct_access_line_is_the_events_line() {
         let events = access_lines(false, |_| AccessLogLayer::new());
-        let direct = access_lines(false, |w| AccessLogLayer::with_sink(AccessText::new(w)));
+        let direct = access_lines(false, |w| AccessLogLayer::with_sink(AccessLines::text(w)));
         assert_eq!(events.len(), 5, "{events:#?}");
         assert_eq!(direct, events);
         assert!(
@@ -693,7 +685,7 @@ mod tests {
     #[test]
     fn direct_access_json_is_the_events_json() {
         let events = access_lines(true, |_| AccessLogLayer::new());
-        let direct = access_lines(true, |w| AccessLogLayer::with_sink(AccessJson::new(w)));
+        let direct = access_lines(true, |w| AccessLogLayer::with_sink(AccessLines::json(w)));
         assert_eq!(events.len(), 5, "{events:#?}");
         assert_eq!(direct, events);
         assert!(
@@ -721,7 +713,7 @@ mod tests {
             .unwrap();
         tracing::subscriber::with_default(subscriber, || {
             let svc = tower::ServiceBuilder::new()
-                .layer(AccessLogLayer::with_sink(AccessText::new(writer)))
+                .layer(AccessLogLayer::with_sink(AccessLines::text(writer)))
                 .service_fn(|_req: http::Request<axum::body::Body>| async {
                     Ok::<_, io::Error>(http::Response::new(axum::body::Body::empty()))
                 });

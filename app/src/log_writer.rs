@@ -59,7 +59,7 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     /// Appends one or more whole lines, as a line from the subscriber is appended; for a writer
-    /// of its own lines such as [`AccessText`](crate::log_format::AccessText).
+    /// of its own lines such as [`AccessLines`](crate::log_format::AccessLines).
     pub fn write_lines(&self, bytes: &[u8]) {
         self.shared.append(bytes);
     }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use crosscut_demo::config::{Cli, Command, Config, LogFormat};
-use crosscut_demo::log_format::{log_access_directly, AccessJson, AccessText, PlainText};
+use crosscut_demo::log_format::{log_access_directly, AccessLines, PlainText};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,16 +58,16 @@ fn run(config: Config) -> ExitCode {
         .with_writer(writer.clone())
         .with_ansi(ansi);
     // The access log's lines, as the subscriber would write them, are written without the event
-    // (see `log_format::AccessText`); a person at a terminal gets the stock coloured events.
+    // (see `log_format::AccessLines`); a person at a terminal gets the stock coloured events.
     match config.log_format {
         LogFormat::Json => {
             builder.json().flatten_event(true).init();
-            log_access_directly(AccessJson::new(writer));
+            log_access_directly(AccessLines::json(writer));
         }
         // The stock format's line, written several times faster (see `log_format`).
         LogFormat::Text if !ansi => {
             builder.event_format(PlainText).init();
-            log_access_directly(AccessText::new(writer));
+            log_access_directly(AccessLines::text(writer));
         }
         LogFormat::Text => builder.init(),
     }

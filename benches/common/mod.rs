@@ -23,7 +23,7 @@ use crosscut::rate_limit::{RateLimit, RateLimitLayer};
 use crosscut::request_id::RequestIdLayer;
 use crosscut::security_headers::SecurityHeadersLayer;
 use crosscut::timeout::TimeoutLayer;
-use crosscut_demo::log_format::AccessText;
+use crosscut_demo::log_format::AccessLines;
 use crosscut_demo::log_writer::BatchWriter;
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Request, StatusCode, Uri};
@@ -151,7 +151,7 @@ static LOG_WRITER: OnceLock<BatchWriter> = OnceLock::new();
 
 /// Installs the access log's subscriber as the demo sets it up for a log file: enabled at INFO,
 /// every event formatted by the demo's plain-text formatter into its batched writer (here in front
-/// of a sink), which the scenarios' [`AccessText`] sinks write to as well. Keep the guard until
+/// of a sink), which the scenarios' [`AccessLines`] sinks write to as well. Keep the guard until
 /// the end: it flushes.
 pub(crate) fn log_to_sink() -> crosscut_demo::log_writer::FlushGuard {
     let (writer, guard) = crosscut_demo::log_writer::batch_writer(std::io::sink());
@@ -179,12 +179,12 @@ pub(crate) fn scenarios() -> Vec<(&'static str, Router, Ask)> {
     let keys = JwtKeys::hs256(SECRET).expect("valid secret");
     let cors = CorsLayer::from_origins(["*"]).expect("valid origins");
     let stack = Stack::new(StackConfig::default()).expect("valid preset");
-    // The access log as the demo has it: lines written by `AccessText`, not sent as events.
+    // The access log as the demo has it: lines written by `AccessLines::text`, not sent as events.
     let writer = LOG_WRITER
         .get()
         .expect("log_to_sink before the scenarios")
         .clone();
-    let direct = AccessLogLayer::with_sink(AccessText::new(writer));
+    let direct = AccessLogLayer::with_sink(AccessLines::text(writer));
     let demo_stack = stack.clone().with_access_log(direct.clone());
     let metrics = Metrics::new();
     let tracker = Tracker::new();
