@@ -153,3 +153,124 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A body of `len` bytes that a shifted or truncated copy cannot pass for.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Serves `router` with the default options on an ephemeral port until the test ends.
+    async fn start(router: Router) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            router,
+            ServeOptions::default(),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    /// Reads one response head; returns its lowercased header lines.
+    async fn read_head(reader: &mut BufReader<TcpStream>) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    // The serve loop copies each body behind its head (`writev(false)`); a body far larger than
+    // hyper's write buffer must still arrive whole, and the connection must stay usable after it.
+    #[tokio::test]
+    async fn bodies_larger_than_the_write_buffer_arrive_whole() {
+        const LEN: usize = 3 * 1024 * 1024;
+        let addr = start(Router::new().route("/big", get(|| async { pattern(LEN) }))).await;
+        let mut reader = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        for _ in 0..2 {
+            reader
+                .get_mut()
+                .write_all(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
+                .await
+                .unwrap();
+            let head = read_head(&mut reader).await;
+            assert_eq!(head[0], "http/1.1 200 ok");
+            assert!(head.contains(&format!("content-length: {LEN}")), "{head:?}");
+            let mut body = vec![0; LEN];
+            reader.read_exact(&mut body).await.unwrap();
+            assert!(body == pattern(LEN), "the body arrived altered");
+        }
+    }
+
+    // A body of unknown length goes out chunked through the same copying strategy: every chunk,
+    // in order, and the terminating chunk.
+    #[tokio::test]
+    async fn streamed_bodies_arrive_whole_and_in_order() {
+        const CHUNKS: usize = 500;
+        let router = Router::new().route(
+            "/stream",
+            get(|| async {
+                let chunks = (0..CHUNKS).map(|i| {
+                    Ok::<_, std::convert::Infallible>(format!("{i:04}:{}\n", "x".repeat(1000)))
+                });
+                Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        );
+        let addr = start(router).await;
+        let mut reader = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        reader
+            .get_mut()
+            .write_all(b"GET /stream HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut reader).await;
+        assert!(
+            head.contains(&"transfer-encoding: chunked".to_owned()),
+            "{head:?}"
+        );
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).await.unwrap();
+        let body = dechunk(&rest);
+        let expected: String = (0..CHUNKS)
+            .map(|i| format!("{i:04}:{}\n", "x".repeat(1000)))
+            .collect();
+        assert!(
+            body == expected.as_bytes(),
+            "the streamed body arrived altered"
+        );
+    }
+
+    /// The data of a chunked body that ends with its zero-length chunk.
+    fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let eol = raw
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size line");
+            let size = std::str::from_utf8(&raw[..eol]).unwrap();
+            let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+            raw = &raw[eol + 2..];
+            if size == 0 {
+                assert_eq!(raw, b"\r\n", "nothing after the last chunk");
+                return out;
+            }
+            out.extend_from_slice(&raw[..size]);
+            assert_eq!(&raw[size..size + 2], b"\r\n");
+            raw = &raw[size + 2..];
+        }
+    }
+}
