@@ -11,7 +11,10 @@
 //!   [`crate::Shutdown`], since hyper no longer tracks an upgraded connection.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -66,12 +69,7 @@ where
         .header_read_timeout(options.header_read_timeout)
         .max_header_size(options.max_header_bytes)
         .max_headers(options.max_headers)
-        .keep_alive(true)
-        // One buffer per response (the head with the body copied after it) and one `write`,
-        // rather than hyper's default for a socket of a `writev` of the head and the body: the
-        // demo's answers are small, and copying their body costs less than the kernel's second
-        // segment. `benches/ab.sh`: 4 to 8 % less CPU per request under load (`BENCHMARKS.md`).
-        .writev(false);
+        .keep_alive(true);
     // Dropping `signal_tx` tells every connection to finish; each connection holds a clone of
     // `close_rx`, so `close_tx.closed()` completes once the last one is gone.
     let (signal_tx, signal_rx) = watch::channel(());
@@ -93,7 +91,12 @@ where
                 req
             }));
         let conn = builder
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection(
+                OneWrite {
+                    io: TokioIo::new(io),
+                },
+                service,
+            )
             .with_upgrades();
         let mut signal_rx = signal_rx.clone();
         let close_rx = close_rx.clone();
@@ -154,12 +157,192 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Largest response (head and body together) that [`OneWrite`] joins into one `send`.
+const JOIN_MAX: usize = 4 * 1024;
+
+thread_local! {
+    /// Where [`OneWrite`] joins a response: one buffer per thread, reused, never over `JOIN_MAX`.
+    static JOINED: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(JOIN_MAX));
+}
+
+/// An accepted connection as hyper sees it, sending a small response with one plain `send`.
+///
+/// hyper writes a response to a socket that supports vectored writes as a `writev` of separate
+/// buffers (the encoded head, the body, a chunk's framing), even when there is only one. Joining
+/// a small response into one buffer and sending it with `send` costs the demo less CPU per
+/// request under load (`BENCHMARKS.md`, eleventh round). hyper's own way to one write,
+/// `writev(false)`, copies every body into the connection's write buffer, which then keeps the
+/// size of the largest response it ever sent for as long as the connection lives; here the copy
+/// goes to one per-thread buffer of at most `JOIN_MAX` bytes, and anything larger is written
+/// vectored as before.
+struct OneWrite<I> {
+    io: TokioIo<I>,
+}
+
+impl<I> hyper::rt::Read for OneWrite<I>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I> hyper::rt::Write for OneWrite<I>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let [one] = bufs {
+            return Pin::new(&mut self.io).poll_write(cx, one);
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if bufs.is_empty() || total > JOIN_MAX {
+            return Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        }
+        // A write that is pending wrote nothing; hyper offers the same buffers again later.
+        JOINED.with(|joined| match joined.try_borrow_mut() {
+            Ok(mut joined) => {
+                joined.clear();
+                for buf in bufs {
+                    joined.extend_from_slice(buf);
+                }
+                Pin::new(&mut self.io).poll_write(cx, &joined)
+            }
+            // Not reachable (nothing below calls back in here), but never worth a panic.
+            Err(_) => Pin::new(&mut self.io).poll_write_vectored(cx, bufs),
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::routing::get;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
+
+    /// A socket that records each write it is asked for, and whether it came vectored.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<(bool, Vec<u8>)>,
+    }
+
+    impl tokio::io::AsyncRead for Recorder {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.push((false, buf.to_vec()));
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = joined.len();
+            self.writes.push((true, joined));
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Offers `bufs` to a `OneWrite` over a `Recorder`; returns what the socket was asked for.
+    async fn one_write(bufs: &[&[u8]]) -> (usize, Vec<(bool, Vec<u8>)>) {
+        use hyper::rt::Write;
+        let mut conn = OneWrite {
+            io: TokioIo::new(Recorder::default()),
+        };
+        assert!(
+            conn.is_write_vectored(),
+            "hyper must still see a vectored socket"
+        );
+        let slices: Vec<io::IoSlice<'_>> = bufs.iter().map(|b| io::IoSlice::new(b)).collect();
+        let n = std::future::poll_fn(|cx| Pin::new(&mut conn).poll_write_vectored(cx, &slices))
+            .await
+            .unwrap();
+        (n, conn.io.into_inner().writes)
+    }
+
+    #[tokio::test]
+    async fn a_small_response_is_one_plain_write() {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".as_slice();
+        let (n, writes) = one_write(&[head, b"hello"]).await;
+        assert_eq!(n, head.len() + 5);
+        assert_eq!(writes.len(), 1, "one write");
+        assert!(!writes[0].0, "a plain write, not a vectored one");
+        assert_eq!(writes[0].1, [head, b"hello".as_slice()].concat());
+    }
+
+    #[tokio::test]
+    async fn only_a_response_too_large_to_join_is_written_vectored() {
+        let body = vec![b'x'; JOIN_MAX];
+        let (n, writes) = one_write(&[b"head", &body]).await;
+        assert_eq!(n, 4 + JOIN_MAX);
+        assert_eq!(writes.len(), 1);
+        assert!(writes[0].0, "too large to join: handed on vectored");
+        let (n, writes) = one_write(&[b"just one buffer"]).await;
+        assert_eq!(n, 15);
+        assert_eq!(
+            writes,
+            [(false, b"just one buffer".to_vec())],
+            "one buffer: a plain write"
+        );
+    }
 
     /// A body of `len` bytes that a shifted or truncated copy cannot pass for.
     fn pattern(len: usize) -> Vec<u8> {
@@ -193,8 +376,8 @@ mod tests {
         }
     }
 
-    // The serve loop copies each body behind its head (`writev(false)`); a body far larger than
-    // hyper's write buffer must still arrive whole, and the connection must stay usable after it.
+    // A small response goes out joined (`OneWrite`); a body far larger than the join buffer and
+    // than hyper's write buffer must still arrive whole, and the connection stay usable after it.
     #[tokio::test]
     async fn bodies_larger_than_the_write_buffer_arrive_whole() {
         const LEN: usize = 3 * 1024 * 1024;
@@ -215,8 +398,8 @@ mod tests {
         }
     }
 
-    // A body of unknown length goes out chunked through the same copying strategy: every chunk,
-    // in order, and the terminating chunk.
+    // A body of unknown length goes out chunked, each chunk with its framing in separate buffers
+    // that `OneWrite` joins: every chunk, in order, and the terminating chunk.
     #[tokio::test]
     async fn streamed_bodies_arrive_whole_and_in_order() {
         const CHUNKS: usize = 500;
