@@ -9,6 +9,8 @@
 //!   to finish its in-flight request and close, and the server waits up to the grace period.
 //!   Upgraded (WebSocket) and streaming (SSE) connections are ended by the app itself through
 //!   [`crate::Shutdown`], since hyper no longer tracks an upgraded connection.
+//! - **One system call per small response:** hyper writes through `OneWrite`, which sends a
+//!   response of up to 4 KiB with one plain `send` instead of a `writev` of its parts.
 
 use std::future::Future;
 use std::io;
