@@ -154,20 +154,26 @@ impl Fields<'_> {
     }
 }
 
-/// `value` as `Debug` writes a `str`: quoted and escaped.
-fn push_quoted(line: &mut String, value: &str) -> fmt::Result {
-    if value
+/// Writes `value` in double quotes if it needs no escaping in either `Debug` or JSON (printable
+/// ASCII without quote or backslash, where both only add the quotes); `false` if it does.
+fn push_quoted_plain(line: &mut String, value: &str) -> bool {
+    let plain = value
         .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        // Printable ASCII without quote or backslash: `Debug` would add the quotes only.
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if plain {
         line.push('"');
         line.push_str(value);
         line.push('"');
-        Ok(())
-    } else {
-        write!(line, "{value:?}")
     }
+    plain
+}
+
+/// `value` as `Debug` writes a `str`: quoted and escaped.
+fn push_quoted(line: &mut String, value: &str) -> fmt::Result {
+    if push_quoted_plain(line, value) {
+        return Ok(());
+    }
+    write!(line, "{value:?}")
 }
 
 impl Visit for Fields<'_> {
@@ -362,14 +368,7 @@ fn latency_us(entry: &AccessEntry<'_>) -> u64 {
 
 /// `value` as a JSON string, escaped as `serde_json` escapes it (which tracing-subscriber uses).
 fn push_json_str(line: &mut String, value: &str) {
-    if value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        line.push('"');
-        line.push_str(value);
-        line.push('"');
-    } else {
+    if !push_quoted_plain(line, value) {
         // A string always serializes.
         line.push_str(&serde_json::Value::from(value).to_string());
     }
