@@ -30,10 +30,11 @@
 //! compare between rows and runs; a filtered run of a few rows may fall wholly in one slow phase,
 //! and then only the ratios compare); "over no-op" is the same figure less the `noop_layer`
 //! row's, what the layer itself does beyond the box every `Router::layer` call adds (the full
-//! stack, composed with two such calls, pays that box twice). Criterion measures each scenario
-//! for a few seconds, one after the other, and on a shared machine the baseline itself
-//! moves by more than a layer costs between them; two batches a few milliseconds apart move
-//! together (a machine slower as a whole still scales both, so compare runs row by row).
+//! stack, composed in one such call as the demo composes it, pays that box once). Criterion
+//! measures each scenario for a few seconds, one after the other, and on a shared machine the
+//! baseline itself moves by more than a layer costs between them; two batches a few
+//! milliseconds apart move together (a machine slower as a whole still scales both, so compare
+//! runs row by row).
 //! `LAYERS_CRITERION=0` skips criterion's pass and runs only the paired one.
 //!
 //! Every router is built the way `axum::serve` builds it (`with_state`, so each handler becomes a

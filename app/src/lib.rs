@@ -170,55 +170,56 @@ pub fn app(state: AppState) -> Router {
     let stack = crosscut::preset::Stack::new(stack_config(&state.config))
         .unwrap_or_else(|e| panic!("configuration not validated: {e}"))
         .with_access_log(log_format::access_log_layer());
-    // Plain HTTP routes: the request timeout, body limit and compression apply here only.
-    let http = api::routes(write_guard(&state));
-    let http = http.merge(assets::routes());
-    #[cfg(feature = "test-hooks")]
-    let http = http.merge(test_hooks::routes());
-    // Each `Router::layer` call boxes every route once more and costs an allocation per
-    // request, so each group gets one `ServiceBuilder` with all of its layers.
-    // Both groups share one limiter (clones share its state): a client has one quota.
-    let limiter = rate_limit(&state.config);
-    let http = http.method_not_allowed_fallback(method_not_allowed).layer(
-        ServiceBuilder::new()
-            .layer(limiter.clone())
-            .layer(stack.http()),
-    );
-
-    // Long-lived routes (WebSocket, SSE): no timeout, no compression.
-    let live: Router<AppState> = Router::new().merge(chat::routes()).merge(sse::routes());
-    let live = live
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(limiter);
-
-    // Not rate limited: monitoring must keep working when a client is over its quota.
-    let open: Router<AppState> = Router::new().merge(health::routes());
-    let open = open.method_not_allowed_fallback(method_not_allowed);
-
     let tracking = state
         .tracker
         .layer()
         .headers(state.config.expose_connection_headers);
     let metrics = state.metrics.layer();
+    // Outermost first: request id, access log and security headers (outside everything that can
+    // answer on its own), then tracking and metrics, then catch-panic (inside metrics, so a panic
+    // counts as the 500 it becomes) and CORS (outside the rate limit and auth, so preflights are
+    // never refused). Each group gets these with its own layers in one `Router::layer` call:
+    // each call boxes every route once more and costs a clone of the boxed route and a boxed
+    // future per request, so a route sits under one call only. `Router::layer` runs the layers
+    // after routing, where `MatchedPath` is known, so metrics label by route template.
+    let edge = || {
+        ServiceBuilder::new()
+            .layer(stack.outer())
+            .layer(tracking.clone())
+            .layer(metrics.clone())
+            .layer(stack.inner())
+    };
+    // Both rate-limited groups share one limiter (clones share its state): a client has one quota.
+    let limiter = rate_limit(&state.config);
+    // Plain HTTP routes: the request timeout, body limit and compression apply here only.
+    let http = api::routes(write_guard(&state));
+    let http = http.merge(assets::routes());
+    #[cfg(feature = "test-hooks")]
+    let http = http.merge(test_hooks::routes());
+    let http = http
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(edge().layer(limiter.clone()).layer(stack.http()));
+
+    // Long-lived routes (WebSocket, SSE): no timeout, no compression.
+    let live: Router<AppState> = Router::new().merge(chat::routes()).merge(sse::routes());
+    let live = live
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(edge().layer(limiter));
+
+    // Not rate limited: monitoring must keep working when a client is over its quota. The
+    // fallback for unknown paths lives here, so it gets the edge layers too.
+    let open: Router<AppState> = Router::new().merge(health::routes());
+    let open = open
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(edge());
+
     let trusted = state.config.trusted_proxy_nets();
     let router = Router::new()
         .merge(http)
         .merge(live)
         .merge(open)
-        .fallback(not_found)
         .with_state(state);
-    // Outermost first: request id, access log and security headers (outside everything that can
-    // answer on its own), then tracking and metrics, then catch-panic (inside metrics, so a panic
-    // counts as the 500 it becomes) and CORS (outside the rate limit and auth, so preflights are
-    // never refused). `Router::layer` runs these after routing, where `MatchedPath` is known, so
-    // metrics label by route template.
-    let router = router.layer(
-        ServiceBuilder::new()
-            .layer(stack.outer())
-            .layer(tracking)
-            .layer(metrics)
-            .layer(stack.inner()),
-    );
     if trusted.is_empty() {
         return router;
     }
