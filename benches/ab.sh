@@ -32,30 +32,13 @@ LOGS=$(mktemp -d)
 command -v wrk >/dev/null || { echo "ab.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "ab.sh: taskset is missing (util-linux)" >&2; exit 1; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-wait_up() {
-    for _ in $(seq 100); do
-        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.1)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "ab.sh: no server on port $1" >&2
-    return 1
-}
-
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$LOGS"
-}
-trap cleanup EXIT
+servers=()
+trap 'stop_servers "$LOGS"' EXIT
 
 # One pair: $1 and $2 on CPU 0 at once; prints first's CPU per request over second's.
 pair() {
@@ -68,7 +51,7 @@ pair() {
     pid1=$!
     RUST_LOG=$LEVEL taskset -c 0 "$second" "${flags[@]}" --port "$p2" >"$LOGS/2.log" 2>&1 &
     pid2=$!
-    pids=("$pid1" "$pid2")
+    servers=("$pid1" "$pid2")
     wait_up "$p1"
     wait_up "$p2"
     # Warm both up together for a second.
@@ -93,7 +76,7 @@ pair() {
     rm -f "$out1" "$out2"
     kill "$pid1" "$pid2" 2>/dev/null || true
     wait "$pid1" "$pid2" 2>/dev/null || true
-    pids=()
+    servers=()
     rm -f "$LOGS"/*.log
     python3 -c "
 hz = $(getconf CLK_TCK)

@@ -34,17 +34,10 @@ if [ -z "${COMPONENTS_SKIP_BUILD:-}" ]; then
     cargo build --release -p crosscut-suite --example bare --example bare-headers --example demo-conn
 fi
 OUT=$(mktemp -d)
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 servers=()
-cleanup() {
-    for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$OUT"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+trap 'stop_servers "$OUT"' EXIT
 
 # start <name> <port>: the server, replacing the subshell so that its pid is the server's.
 start() {
@@ -59,16 +52,6 @@ start() {
             --max-connections 20000
         ;;
     esac
-}
-
-wait_up() {
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.1)" \
-            2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "components.sh: no server on port $1" >&2
-    return 1
 }
 
 # pair <run> <name> <name>: both on CPU 0 under load at once, CPU 0 sampled.
