@@ -16,8 +16,9 @@
 # core in the same seconds, as in `benches/ab.sh`, so the machine's drift cannot come between
 # them: read the differences within a pair (the last two columns). Defaults: 4 runs, 5 s of
 # samples (about 2 minutes with the build done). `COMPONENTS_SKIP_BUILD=1` uses the binaries
-# already built. Needs Linux, perf (`apt-get install linux-perf`), wrk (`apt-get install wrk`),
-# taskset, python3 and two CPUs.
+# already built. Needs Linux, perf (`apt-get install linux-perf`; root, or
+# `kernel.perf_event_paranoid` at -1, to sample a CPU), wrk (`apt-get install wrk`), taskset,
+# python3 and two CPUs.
 set -euo pipefail
 
 RUNS=${1:-4}
