@@ -255,8 +255,9 @@ impl Stack {
 
     /// The whole stack on `router`, treating every route as plain HTTP.
     ///
-    /// For routers with WebSocket or SSE routes, layer [`http`](Self::http) on the plain group only
-    /// and use [`inner`](Self::inner) and [`outer`](Self::outer) on the merged router.
+    /// For routers with WebSocket or SSE routes, give each group [`outer`](Self::outer) and
+    /// [`inner`](Self::inner), with [`http`](Self::http) on the plain group only, in one
+    /// `Router::layer` call per group before merging them (the 404 fallback on one of the groups).
     ///
     /// One `Router::layer` call for all three: each call boxes every route once more and costs an
     /// allocation and a boxed future per request (about 150 to 250 ns here).
