@@ -54,21 +54,27 @@
 //! # }
 //! ```
 //!
-//! Composing by hand, with the long-lived routes kept out of `http()`:
+//! Composing by hand, with the long-lived routes kept out of `http()`. Each group takes its whole
+//! stack in one `ServiceBuilder` and one `Router::layer` call (every call boxes each route once
+//! more, and axum clones that box and boxes its future per request); the 404 fallback sits on one
+//! group so that it gets the layers too:
 //!
 //! ```
 //! # use axum::{routing::get, Router};
 //! # use crosscut::preset::{Stack, StackConfig};
+//! use tower::ServiceBuilder;
 //! # fn main() -> Result<(), crosscut::preset::StackConfigError> {
 //! let stack = Stack::new(StackConfig::default())?;
-//! let api = Router::new().route("/api/items", get(|| async { "[]" })).layer(stack.http());
-//! let streams = Router::new().route("/sse", get(|| async { "stream" }));
-//! let app: Router = api
-//!     .merge(streams)
-//!     // .layer(rate_limit) would go here
-//!     .layer(stack.inner())
-//!     // .layer(metrics) would go here
-//!     .layer(stack.outer());
+//! // Your own layers go between these: metrics after outer(), a rate limit after inner().
+//! let edge = || ServiceBuilder::new().layer(stack.outer()).layer(stack.inner());
+//! let api = Router::new()
+//!     .route("/api/items", get(|| async { "[]" }))
+//!     .layer(edge().layer(stack.http()));
+//! let streams = Router::new()
+//!     .route("/sse", get(|| async { "stream" }))
+//!     .fallback(|| async { (http::StatusCode::NOT_FOUND, "no such route") })
+//!     .layer(edge());
+//! let app: Router = api.merge(streams);
 //! # let _ = app;
 //! # Ok(())
 //! # }
