@@ -22,7 +22,7 @@ const ROOM: usize = 24;
 /// The growth is sized for [`ROOM`] headers in all, not for the stack's twenty on top of what the
 /// map holds: by the time a layer grows the map, the layers inside it have already added theirs,
 /// and counting them twice doubled the map (64 slots and room for 48 entries, 5 KiB per
-/// response, for the 18 headers the demo sends). A response with many headers of its own may
+/// response, for the 19 headers the demo sends). A response with many headers of its own may
 /// grow once more.
 pub(crate) fn make_room(map: &mut HeaderMap, additional: usize) {
     if map.len() + additional > map.capacity() {
