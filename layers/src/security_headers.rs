@@ -130,9 +130,13 @@ struct Headers {
 /// inserting nine headers hashes and probes nine times, and first grows the handler's map (sized
 /// for a few headers) once. Timed per response (release build, best of five rounds of 200,000,
 /// `cargo test --release -p crosscut --all-features --lib reinsert_threshold -- --ignored
-/// --nocapture`): with 1 own header 315 ns against 757, with 5 675 against 841, with 8 950
-/// against 1,024, with 9 1,032 against 997, with 10 1,556 against 1,381.
-const REINSERT_MAX: usize = 8;
+/// --nocapture`, three runs): with 1 own header 339 to 527 ns against 444 to 736, with 2 404 to
+/// 628 against 442 to 788, with 3 498 to 732 against 475 to 825 (the copy faster in two runs of
+/// three), with 4 558 to 787 against 523 to 681, with 5 630 to 734 against 511 to 533, with 8 872
+/// to 1,202 against 605 to 947. The inserts won from nine headers on while the one growth made
+/// room for twenty more than the map held; since it makes room for the whole response
+/// (`crate::room`), they win from four.
+const REINSERT_MAX: usize = 3;
 
 impl Headers {
     fn new(list: Vec<(HeaderName, HeaderValue)>) -> Self {
