@@ -1,6 +1,6 @@
 //! Bare axum's routes served the way the demo serves its router: the demo's listener (TCP_NODELAY
 //! and the connection tracker with its limit) and `crosscut_demo::server::serve` (hyper HTTP/1
-//! with the header-read timeout, header limits and graceful shutdown), and no middleware at all.
+//! with its header-read watchdog, header limits and graceful shutdown), and no middleware at all.
 //! A reference point of the load benchmark (`benches/load.rs`): what the demo pays per request
 //! before any layer runs.
 //!
