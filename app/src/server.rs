@@ -683,7 +683,7 @@ mod tests {
             .unwrap();
         let (got, _) = until_closed(&mut stream).await;
         let got = String::from_utf8_lossy(&got);
-        let body = got.splitn(2, "\r\n\r\n").nth(1).unwrap_or_default();
+        let body = got.split_once("\r\n\r\n").map_or("", |(_, body)| body);
         assert_eq!(
             String::from_utf8(dechunk(body.as_bytes())).unwrap(),
             "drop 0\ndrop 1\ndrop 2\n"
