@@ -42,7 +42,8 @@ use tower::ServiceExt;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Time a client has to send a complete request head, and the longest a keep-alive
-    /// connection may sit idle between requests; enforced to within a quarter of itself.
+    /// connection may sit idle between requests; enforced to within a quarter of itself, or a
+    /// whole one for a connection left idle after a long answer (see `Watchdog`).
     pub header_read_timeout: Duration,
     /// Largest request head, in bytes.
     pub max_header_bytes: usize,
