@@ -12,8 +12,9 @@
 # between them. Each pair runs twice, A started first and then B, and the line gives A's CPU per
 # request over B's: above 1, B is cheaper. Defaults: 64 connections, 5 s, 3 pairs (about a
 # minute). `AB_LOG=1` turns the access log on, each demo writing its log to a file as the
-# load bench's `demo-log` does. Needs Linux, taskset, wrk (`apt-get install wrk`), python3 and
-# two CPUs.
+# load bench's `demo-log` does; `AB_LOG=A` turns it on for A only, so that
+# `AB_LOG=A benches/ab.sh <demo> <demo>` measures what the access log costs. Needs Linux,
+# taskset, wrk (`apt-get install wrk`), python3 and two CPUs.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -25,9 +26,14 @@ B=$2
 CONNS=${3:-64}
 SECS=${4:-5}
 PAIRS=${5:-3}
-# The access log on (INFO, to a file per demo) or off.
-LEVEL=warn
-[ -n "${AB_LOG:-}" ] && LEVEL=info
+# The access log on (INFO, to a file per demo) or off, for A and for B.
+LEVEL_A=warn
+LEVEL_B=warn
+case ${AB_LOG:-} in
+'') ;;
+A) LEVEL_A=info ;;
+*) LEVEL_A=info LEVEL_B=info ;;
+esac
 LOGS=$(mktemp -d)
 command -v wrk >/dev/null || { echo "ab.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "ab.sh: taskset is missing (util-linux)" >&2; exit 1; }
@@ -40,16 +46,17 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 servers=()
 trap 'stop_servers "$LOGS"' EXIT
 
-# One pair: $1 and $2 on CPU 0 at once; prints first's CPU per request over second's.
+# One pair: $1 and $2 on CPU 0 at once, with RUST_LOG $3 and $4; prints first's CPU per
+# request over second's.
 pair() {
-    local first=$1 second=$2 p1 p2 pid1 pid2
+    local first=$1 second=$2 level1=$3 level2=$4 p1 p2 pid1 pid2
     p1=$(free_port)
     p2=$(free_port)
     local flags=(--host 127.0.0.1 --rate-limit-per-second 1000000000
         --rate-limit-burst 1000000000 --max-connections 20000)
-    RUST_LOG=$LEVEL taskset -c 0 "$first" "${flags[@]}" --port "$p1" >"$LOGS/1.log" 2>&1 &
+    RUST_LOG=$level1 taskset -c 0 "$first" "${flags[@]}" --port "$p1" >"$LOGS/1.log" 2>&1 &
     pid1=$!
-    RUST_LOG=$LEVEL taskset -c 0 "$second" "${flags[@]}" --port "$p2" >"$LOGS/2.log" 2>&1 &
+    RUST_LOG=$level2 taskset -c 0 "$second" "${flags[@]}" --port "$p2" >"$LOGS/2.log" 2>&1 &
     pid2=$!
     servers=("$pid1" "$pid2")
     wait_up "$p1"
@@ -88,14 +95,14 @@ ratios=()
 result=$(mktemp)
 echo "A: $A"
 echo "B: $B"
-echo "$CONNS connections, $SECS s per run, both on CPU 0, RUST_LOG=$LEVEL"
+echo "$CONNS connections, $SECS s per run, both on CPU 0, RUST_LOG=$LEVEL_A for A, $LEVEL_B for B"
 for i in $(seq "$PAIRS"); do
-    pair "$A" "$B" >"$result"
+    pair "$A" "$B" "$LEVEL_A" "$LEVEL_B" >"$result"
     read -r ca cb r na nb <"$result"
     printf 'pair %d, A first: A %6.2f µs/req (%d req), B %6.2f µs/req (%d req), A/B %.3f\n' \
         "$i" "$ca" "$na" "$cb" "$nb" "$r"
     ratios+=("$r")
-    pair "$B" "$A" >"$result"
+    pair "$B" "$A" "$LEVEL_B" "$LEVEL_A" >"$result"
     read -r cb ca r nb na <"$result"
     r=$(python3 -c "print(1 / $r)")
     printf 'pair %d, B first: A %6.2f µs/req (%d req), B %6.2f µs/req (%d req), A/B %.3f\n' \

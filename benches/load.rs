@@ -22,6 +22,7 @@
 //! | `bare-spin` | bare plus a 3 µs busy wait per request: what 3 µs of the server's own work costs under load |
 //! | `bare-headers` | bare plus the demo's 16 response headers as constants: what the headers alone cost |
 //! | `bare-bytes` | bare plus one header as long as those 16 together: what their bytes alone cost |
+//! | `bare-headers-log` | bare-headers plus the demo's access log line per request, written as the demo writes it (`RUST_LOG=info`, stdout to a file): the floor for the demo with its log on |
 //! | `demo-conn` | bare's routes behind the demo's listener and serve loop, no middleware |
 //! | `demo-log` | the demo, full stack, access log on (`RUST_LOG=info`, stdout to a file) |
 //! | `demo-nolog` | the demo, access log off (`RUST_LOG=warn`) |
@@ -67,7 +68,7 @@ struct Server {
     args: &'static [&'static str],
 }
 
-const SERVERS: [Server; 9] = [
+const SERVERS: [Server; 10] = [
     Server {
         name: "bare",
         bin: "examples/bare",
@@ -95,6 +96,13 @@ const SERVERS: [Server; 9] = [
         rust_log: "warn",
         demo: false,
         args: &["one-header"],
+    },
+    Server {
+        name: "bare-headers-log",
+        bin: "examples/bare-headers",
+        rust_log: "info",
+        demo: false,
+        args: &["log"],
     },
     Server {
         name: "demo-conn",

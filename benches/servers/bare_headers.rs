@@ -8,11 +8,19 @@
 //! what the headers cost by their number (a map insert, hyper's encoding and the client's parsing
 //! per field) from what they cost by their bytes.
 //!
+//! With `log` it also writes the demo's access log line for every request, the way the demo
+//! writes it (the demo's subscriber set-up at `RUST_LOG`'s level, crosscut's access log layer
+//! with the demo's `AccessLines` sink, the demo's batched writer to stdout, a request id in the
+//! line): the load benchmark's `bare-headers-log`, the floor for the demo with its access log on.
+//! The id is a constant put in the request's extensions, so no middleware work is done besides
+//! the line.
+//!
 //! Run with
 //!
 //! ```not_rust
 //! cargo run --release --example bare-headers -- 127.0.0.1:9001
 //! cargo run --release --example bare-headers -- 127.0.0.1:9001 one-header
+//! RUST_LOG=info cargo run --release --example bare-headers -- 127.0.0.1:9001 log > access.log
 //! ```
 
 mod users;
@@ -20,8 +28,14 @@ mod users;
 use std::sync::Arc;
 
 use axum::response::Response;
+use crosscut::access_log::AccessLogLayer;
+use crosscut::request_id::RequestId;
 use crosscut::security_headers::SecurityHeadersLayer;
+use crosscut_demo::log_format::{AccessLines, PlainText};
+use crosscut_demo::log_writer::{batch_writer, FlushGuard};
 use http::header::{HeaderName, HeaderValue};
+use http::Request;
+use tower::ServiceBuilder;
 
 /// The demo's other headers on `GET /api/v1/users` without `Origin`: a request id, four RateLimit
 /// headers and the two connection counters, values of the same length.
@@ -56,13 +70,29 @@ fn as_one_header(headers: &[(HeaderName, HeaderValue)]) -> Arc<[(HeaderName, Hea
     Arc::new([(name, value)])
 }
 
+/// The demo's subscriber and access log sink (`app/src/main.rs`), plain text to stdout; the
+/// guard flushes the writer at exit.
+fn demo_access_log() -> (AccessLogLayer, FlushGuard) {
+    let (writer, guard) = batch_writer(std::io::stdout());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer.clone())
+        .with_ansi(false)
+        .event_format(PlainText)
+        .init();
+    (AccessLogLayer::with_sink(AccessLines::text(writer)), guard)
+}
+
 #[tokio::main]
 async fn main() {
+    let mode = std::env::args().nth(2);
     let mut headers = contract_headers();
-    if std::env::args().nth(2).as_deref() == Some("one-header") {
+    if mode.as_deref() == Some("one-header") {
         headers = as_one_header(&headers);
     }
-    let app = users::routes().layer(axum::middleware::map_response(move |mut res: Response| {
+    let add_headers = axum::middleware::map_response(move |mut res: Response| {
         let headers = Arc::clone(&headers);
         async move {
             let map = res.headers_mut();
@@ -72,6 +102,21 @@ async fn main() {
             }
             res
         }
-    }));
-    users::serve(users::addr_from_args(), app).await;
+    });
+    if mode.as_deref() != Some("log") {
+        users::serve(users::addr_from_args(), users::routes().layer(add_headers)).await;
+        return;
+    }
+    let (access_log, _guard) = demo_access_log();
+    let id = RequestId::from_header(&HeaderValue::from_static(OTHER_HEADERS[0].1))
+        .expect("a UUID is an acceptable request id");
+    // One `Router::layer`, as each of the demo's route groups has.
+    let stack = ServiceBuilder::new()
+        .map_request(move |mut req: Request<axum::body::Body>| {
+            req.extensions_mut().insert(id.clone());
+            req
+        })
+        .layer(access_log)
+        .layer(add_headers);
+    users::serve(users::addr_from_args(), users::routes().layer(stack)).await;
 }
