@@ -602,6 +602,13 @@ mod tests {
         start_with(router, options).await
     }
 
+    /// A connection to `addr` that has sent `bytes`.
+    async fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        stream
+    }
+
     /// Reads until the server closes the connection; returns what arrived and when it closed.
     async fn until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
         let start = std::time::Instant::now();
@@ -634,11 +641,7 @@ mod tests {
     #[tokio::test]
     async fn a_half_sent_head_is_cut_off_after_the_timeout() {
         let addr = start_watched().await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /fast HTTP/1.1\r\nhost:")
-            .await
-            .unwrap();
+        let mut stream = send(addr, b"GET /fast HTTP/1.1\r\nhost:").await;
         let (got, took) = until_closed(&mut stream).await;
         assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
         assert_closed_in_time(took);
@@ -648,11 +651,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
         let addr = start_watched().await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /fast HTTP/1.1\r\nhost: test\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(addr, b"GET /fast HTTP/1.1\r\nhost: test\r\n\r\n").await;
         let mut first = [0u8; 12];
         stream.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"HTTP/1.1 200");
@@ -665,11 +664,11 @@ mod tests {
     #[tokio::test]
     async fn answers_slower_than_the_timeout_are_not_cut_off() {
         let addr = start_watched().await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(
+            addr,
+            b"GET /slow HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         let (got, _) = until_closed(&mut stream).await;
         let got = String::from_utf8_lossy(&got);
         assert!(
@@ -677,11 +676,11 @@ mod tests {
             "{got:?}"
         );
 
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /drip HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(
+            addr,
+            b"GET /drip HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         let (got, _) = until_closed(&mut stream).await;
         let got = String::from_utf8_lossy(&got);
         let body = got.split_once("\r\n\r\n").map_or("", |(_, body)| body);
